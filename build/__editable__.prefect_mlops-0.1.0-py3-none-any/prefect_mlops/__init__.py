@@ -1,0 +1,1 @@
+/work/main/prefect_mlops/__init__.py

@@ -1,0 +1,1 @@
+/work/main/deployments/__init__.py

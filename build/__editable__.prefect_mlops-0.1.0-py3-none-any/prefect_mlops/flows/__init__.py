@@ -1,0 +1,1 @@
+/work/main/flows/__init__.py

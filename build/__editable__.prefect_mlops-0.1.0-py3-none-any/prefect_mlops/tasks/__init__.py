@@ -1,0 +1,1 @@
+/work/main/tasks/__init__.py
