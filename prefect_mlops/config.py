@@ -1,0 +1,271 @@
+"""Typed configuration of the continuous-training flow.
+
+``TrainingConfig`` is the one parameter of the flow: the Prefect UI renders it as a form, and
+``prefect-mlops train --config FILE`` reads it from YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from prefect_mlops.errors import ConfigError
+
+TaskType = Literal["auto", "classification", "regression"]
+
+HIGHER_IS_BETTER = {"roc_auc": True, "f1": True, "accuracy": True, "log_loss": False,
+                    "rmse": False, "mae": False, "r2": True}
+CLASSIFICATION_METRICS = ("roc_auc", "f1", "accuracy", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSource(_Strict):
+    """Where the training table comes from: a CSV/Parquet file, or a SQL query."""
+
+    path: str | None = Field(default=None, description="CSV or Parquet file (local path or URI).")
+    format: Literal["auto", "csv", "parquet"] = Field(
+        default="auto", description="File format; 'auto' goes by the file extension."
+    )
+    sql_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of a database to read with `query`."
+    )
+    query: str | None = Field(default=None, description="SQL query, used with `sql_url`.")
+    timestamp_column: str | None = Field(
+        default=None, description="Timestamp column for the since/until filter and time splits."
+    )
+    since: datetime | None = Field(
+        default=None, description="Keep rows whose timestamp is at or after this instant."
+    )
+    until: datetime | None = Field(
+        default=None, description="Keep rows whose timestamp is before this instant."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSource:
+        if bool(self.path) == bool(self.sql_url):
+            raise ValueError("give exactly one of `path` or `sql_url` (+ `query`)")
+        if self.sql_url and not self.query:
+            raise ValueError("`query` is required with `sql_url`")
+        if (self.since or self.until) and not self.timestamp_column:
+            raise ValueError("`since`/`until` need `timestamp_column`")
+        return self
+
+    def describe(self) -> str:
+        """A short human-readable name of the source (file path or SQL URL without password)."""
+        if self.path:
+            return self.path
+        from sqlalchemy.engine import make_url
+
+        return f"{make_url(self.sql_url or '').render_as_string(hide_password=True)} :: {self.query}"
+
+
+class SplitConfig(_Strict):
+    """How rows are split into train / validation / test."""
+
+    method: Literal["random", "time"] = Field(
+        default="random", description="'random' (seeded) or 'time' (oldest rows train, newest test)."
+    )
+    test_size: float = Field(default=0.2, gt=0, lt=1, description="Share of rows in the test set.")
+    validation_size: float = Field(
+        default=0.1, ge=0, lt=1, description="Share of rows in the validation set (0 for none)."
+    )
+    seed: int = Field(default=42, description="Seed of the random split.")
+    stratify: bool = Field(
+        default=True, description="Stratify the random split on the target (classification)."
+    )
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SplitConfig:
+        if self.test_size + self.validation_size >= 1:
+            raise ValueError("test_size + validation_size must be below 1")
+        return self
+
+
+class SearchConfig(_Strict):
+    """Optional hyper-parameter search over the estimator's parameters."""
+
+    kind: Literal["random", "grid"] = Field(
+        default="random", description="RandomizedSearchCV ('random') or GridSearchCV ('grid')."
+    )
+    space: dict[str, list[Any]] = Field(
+        description="Estimator parameter name -> candidate values, e.g. {max_depth: [3, 5, null]}."
+    )
+    n_iter: int = Field(default=10, ge=1, description="Candidates sampled by a random search.")
+    cv: int = Field(default=3, ge=2, description="Cross-validation folds.")
+    scoring: str | None = Field(
+        default=None, description="scikit-learn scorer name; default by task (roc_auc / neg_rmse)."
+    )
+
+
+class EstimatorConfig(_Strict):
+    """The scikit-learn estimator, by import path, with its parameters."""
+
+    class_path: str | None = Field(
+        default=None,
+        description="Import path, e.g. sklearn.ensemble.RandomForestClassifier; default "
+        "HistGradientBoostingClassifier / HistGradientBoostingRegressor by task.",
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters.")
+    search: SearchConfig | None = Field(default=None, description="Optional parameter search.")
+
+
+class ValidationConfig(_Strict):
+    """Data validation with Great Expectations."""
+
+    enabled: bool = Field(default=True, description="Validate the data before training.")
+    suite_path: str | None = Field(
+        default=None, description="A GX expectation suite (JSON) to use instead of inferring one."
+    )
+    reference: str | None = Field(
+        default="champion",
+        description="Data the suite is inferred from: 'champion' (the champion's training "
+        "snapshot, else the current data), a snapshot/file path, or null for the current data.",
+    )
+    range_tolerance: float = Field(
+        default=0.1, ge=0, description="Numeric ranges widen by this share of the reference range."
+    )
+    null_tolerance: float = Field(
+        default=0.05, ge=0, le=1, description="Extra share of nulls allowed above the reference."
+    )
+    unseen_category_tolerance: float = Field(
+        default=0.01, ge=0, le=1, description="Share of rows allowed outside the known categories."
+    )
+    max_categories: int = Field(
+        default=50, ge=1, description="Columns with more distinct values get no domain check."
+    )
+
+
+class MetricThreshold(_Strict):
+    """A blessing rule on one metric (direction aware: log_loss, rmse, mae are lower-is-better)."""
+
+    metric: str = Field(description="Metric name: roc_auc, f1, accuracy, log_loss, rmse, mae, r2.")
+    min_value: float | None = Field(
+        default=None, description="Worst acceptable value for a higher-is-better metric."
+    )
+    max_value: float | None = Field(
+        default=None, description="Worst acceptable value for a lower-is-better metric."
+    )
+    min_improvement: float | None = Field(
+        default=None,
+        description="Required absolute improvement over the champion (negative: allowed loss).",
+    )
+    min_relative_improvement: float | None = Field(
+        default=None,
+        description="Required relative improvement over the champion, e.g. -0.01 allows 1 %% loss.",
+    )
+    per_slice: bool = Field(default=False, description="Apply the rule to every slice as well.")
+
+    @model_validator(mode="after")
+    def _known_metric(self) -> MetricThreshold:
+        if self.metric not in HIGHER_IS_BETTER:
+            raise ValueError(
+                f"unknown metric {self.metric!r}; choose one of {sorted(HIGHER_IS_BETTER)}"
+            )
+        return self
+
+
+class TrainingConfig(_Strict):
+    """Everything the continuous-training flow needs: data, target, model, blessing rules."""
+
+    model_name: str = Field(description="Registered model name in MLflow.", min_length=1)
+    experiment_name: str | None = Field(
+        default=None, description="MLflow experiment; default: the model name."
+    )
+    data: DataSource = Field(description="The training table.")
+    target: str = Field(description="Target column.", min_length=1)
+    task: TaskType = Field(
+        default="auto", description="classification, regression, or auto (by the target's dtype)."
+    )
+    features: list[str] | None = Field(
+        default=None,
+        description="Feature columns; default all columns but target, id, timestamp and drops.",
+    )
+    categorical_features: list[str] | None = Field(
+        default=None, description="Categorical features; default: non-numeric feature columns."
+    )
+    id_column: str | None = Field(default=None, description="Entity id column (not a feature).")
+    drop_columns: list[str] = Field(default_factory=list, description="Columns to ignore.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Train/validation/test.")
+    estimator: EstimatorConfig = Field(
+        default_factory=EstimatorConfig, description="The scikit-learn estimator."
+    )
+    validation: ValidationConfig = Field(
+        default_factory=ValidationConfig, description="Great Expectations data validation."
+    )
+    slices: list[str] = Field(
+        default_factory=list, description="Columns whose values define evaluation slices."
+    )
+    thresholds: list[MetricThreshold] | None = Field(
+        default=None,
+        description="Blessing rules; default: the primary metric (roc_auc / rmse) must not get "
+        "worse than the champion's.",
+    )
+    promote: bool = Field(
+        default=True, description="Move the 'champion' alias to a blessed model at once."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for run + version.")
+
+    @model_validator(mode="after")
+    def _columns(self) -> TrainingConfig:
+        if self.features is not None and self.target in self.features:
+            raise ValueError(f"target {self.target!r} is also listed in `features`")
+        if self.id_column and self.id_column == self.target:
+            raise ValueError("`id_column` cannot be the target")
+        return self
+
+    @property
+    def resolved_experiment_name(self) -> str:
+        """The MLflow experiment name in force."""
+        return self.experiment_name or self.model_name
+
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical JSON form (lineage tag ``mlops.config_hash``)."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    @classmethod
+    def from_mapping(cls, data: Any, source: str = "config") -> TrainingConfig:
+        """Validate a mapping; raise ConfigError naming every bad field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, source)) from exc
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainingConfig:
+        """Read a YAML file; relative data paths resolve against the file's folder."""
+        import yaml
+
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping, got {type(raw).__name__}")
+        data_path = (raw.get("data") or {}).get("path") if isinstance(raw.get("data"), dict) else None
+        if data_path and "://" not in data_path and not Path(data_path).is_absolute():
+            raw["data"]["path"] = str((path.parent / data_path).resolve())
+        return cls.from_mapping(raw, source=str(path))
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per invalid field: ``<source>: field a.b: message (got value)``."""
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  field {loc}: {err['msg']}{shown}")
+    return "\n".join(lines)

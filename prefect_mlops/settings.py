@@ -1,0 +1,65 @@
+"""Process-wide settings: one ``Settings`` object read from ``MLOPS_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where prefect-mlops keeps its state. Every field can be set as ``MLOPS_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".mlops"),
+        description="Folder for local state: MLflow SQLite store, artifacts, data snapshots.",
+    )
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; default sqlite:///<home>/mlflow.db.",
+    )
+    registry_uri: str | None = Field(
+        default=None, description="MLflow registry URI; default: the tracking URI."
+    )
+    artifact_location: str | None = Field(
+        default=None,
+        description="Artifact root for new MLflow experiments; default <home>/mlartifacts.",
+    )
+    snapshot_dir: Path | None = Field(
+        default=None, description="Folder of content-addressed data snapshots; default <home>/snapshots."
+    )
+    env: str = Field(default="local", description="Environment name (local, staging, production).")
+
+    @cached_property
+    def home_path(self) -> Path:
+        """The absolute home folder."""
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        """The MLflow tracking URI in force."""
+        return self.tracking_uri or f"sqlite:///{self.home_path / 'mlflow.db'}"
+
+    @property
+    def resolved_registry_uri(self) -> str:
+        """The MLflow registry URI in force."""
+        return self.registry_uri or self.resolved_tracking_uri
+
+    @property
+    def resolved_artifact_location(self) -> str:
+        """Artifact root used when an experiment is created."""
+        return self.artifact_location or (self.home_path / "mlartifacts").as_uri()
+
+    @property
+    def resolved_snapshot_dir(self) -> Path:
+        """Folder of the data snapshots."""
+        return (self.snapshot_dir or self.home_path / "snapshots").expanduser().resolve()
+
+
+def get_settings() -> Settings:
+    """Settings read afresh from the environment (cheap; tests change the environment)."""
+    return Settings()
