@@ -18,8 +18,15 @@ from prefect_mlops.errors import ConfigError
 
 TaskType = Literal["auto", "classification", "regression"]
 
-HIGHER_IS_BETTER = {"roc_auc": True, "f1": True, "accuracy": True, "log_loss": False,
-                    "rmse": False, "mae": False, "r2": True}
+HIGHER_IS_BETTER = {
+    "roc_auc": True,
+    "f1": True,
+    "accuracy": True,
+    "log_loss": False,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+}
 CLASSIFICATION_METRICS = ("roc_auc", "f1", "accuracy", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 
@@ -65,14 +72,17 @@ class DataSource(_Strict):
             return self.path
         from sqlalchemy.engine import make_url
 
-        return f"{make_url(self.sql_url or '').render_as_string(hide_password=True)} :: {self.query}"
+        return (
+            f"{make_url(self.sql_url or '').render_as_string(hide_password=True)} :: {self.query}"
+        )
 
 
 class SplitConfig(_Strict):
     """How rows are split into train / validation / test."""
 
     method: Literal["random", "time"] = Field(
-        default="random", description="'random' (seeded) or 'time' (oldest rows train, newest test)."
+        default="random",
+        description="'random' (seeded) or 'time' (oldest rows train, newest test).",
     )
     test_size: float = Field(default=0.2, gt=0, lt=1, description="Share of rows in the test set.")
     validation_size: float = Field(
@@ -254,7 +264,9 @@ class TrainingConfig(_Strict):
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path} must hold a mapping, got {type(raw).__name__}")
-        data_path = (raw.get("data") or {}).get("path") if isinstance(raw.get("data"), dict) else None
+        data_path = (
+            (raw.get("data") or {}).get("path") if isinstance(raw.get("data"), dict) else None
+        )
         if data_path and "://" not in data_path and not Path(data_path).is_absolute():
             raw["data"]["path"] = str((path.parent / data_path).resolve())
         return cls.from_mapping(raw, source=str(path))

@@ -30,7 +30,8 @@ class Settings(BaseSettings):
         description="Artifact root for new MLflow experiments; default <home>/mlartifacts.",
     )
     snapshot_dir: Path | None = Field(
-        default=None, description="Folder of content-addressed data snapshots; default <home>/snapshots."
+        default=None,
+        description="Folder of content-addressed data snapshots; default <home>/snapshots.",
     )
     env: str = Field(default="local", description="Environment name (local, staging, production).")
 

@@ -1,0 +1,88 @@
+"""Deterministic train / validation / test splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from prefect_mlops.config import SplitConfig
+from prefect_mlops.errors import ConfigError, DataValidationError
+
+
+@dataclass(frozen=True)
+class SplitIndices:
+    """Positional row indices of each part of a split (into the snapshot's rows)."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        """Row count of each part."""
+        return {
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "test": len(self.test),
+        }
+
+
+def split_frame(
+    df: pd.DataFrame,
+    config: SplitConfig,
+    *,
+    target: str,
+    task: str,
+    timestamp_column: str | None = None,
+) -> SplitIndices:
+    """Split ``df`` by ``config``: seeded random (stratified for classification) or by time.
+
+    Returns positional indices. Raises ConfigError for a time split without a timestamp column
+    and DataValidationError when a part would be empty.
+    """
+    n = len(df)
+    n_test = round(n * config.test_size)
+    n_val = round(n * config.validation_size)
+    if n_test < 1 or n - n_test - n_val < 2:
+        raise DataValidationError(
+            f"{n} rows are too few to split with test_size={config.test_size} and "
+            f"validation_size={config.validation_size}; supply more rows"
+        )
+    positions = np.arange(n)
+    if config.method == "time":
+        if not timestamp_column:
+            raise ConfigError("field split.method: 'time' needs data.timestamp_column")
+        order = np.argsort(df[timestamp_column].to_numpy(), kind="stable")
+        train_end = n - n_test - n_val
+        return SplitIndices(
+            train=np.sort(order[:train_end]),
+            validation=np.sort(order[train_end : train_end + n_val]),
+            test=np.sort(order[train_end + n_val :]),
+        )
+
+    from sklearn.model_selection import train_test_split
+
+    stratify = _stratify_labels(df[target], task) if config.stratify else None
+    rest, test = train_test_split(
+        positions, test_size=n_test, random_state=config.seed, stratify=stratify
+    )
+    if n_val == 0:
+        return SplitIndices(train=np.sort(rest), validation=np.array([], int), test=np.sort(test))
+    strat_rest = stratify[rest] if stratify is not None else None
+    if strat_rest is not None and pd.Series(strat_rest).value_counts().min() < 2:
+        strat_rest = None
+    train, val = train_test_split(
+        rest, test_size=n_val, random_state=config.seed, stratify=strat_rest
+    )
+    return SplitIndices(train=np.sort(train), validation=np.sort(val), test=np.sort(test))
+
+
+def _stratify_labels(y: pd.Series, task: str) -> np.ndarray | None:
+    """Labels to stratify on, or None when stratifying is impossible (regression, rare classes)."""
+    if task != "classification":
+        return None
+    counts = y.value_counts(dropna=False)
+    if len(counts) < 2 or counts.min() < 2:
+        return None
+    return y.astype(str).to_numpy()
