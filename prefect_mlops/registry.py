@@ -213,6 +213,57 @@ def _restore_aliases(client: MlflowClient, model_name: str, before: dict[str, st
             pass
 
 
+def create_version(
+    client: MlflowClient,
+    *,
+    model_name: str,
+    model_uri: str,
+    run_id: str | None,
+    tags: dict[str, str],
+    blessed: bool,
+    reason: str,
+    run_link: str | None = None,
+) -> str:
+    """Register ``model_uri`` as a new version of ``model_name`` (created if absent) with ``tags``
+    and the blessing decision; returns the version. Moves no alias."""
+    if not _model_exists(client, model_name):
+        client.create_registered_model(
+            model_name, description="Registered by prefect-mlops continuous training."
+        )
+    mv = client.create_model_version(
+        model_name,
+        source=model_uri,
+        run_id=run_id,
+        tags={**tags, TAG_BLESSED: str(blessed).lower(), TAG_BLESSING_REASON: reason[:4900]},
+        run_link=run_link,
+        model_id=_model_id(model_uri),
+    )
+    return str(mv.version)
+
+
+def assign_aliases(
+    client: MlflowClient,
+    model_name: str,
+    version: str,
+    *,
+    blessed: bool,
+    promote: bool,
+    reason: str,
+    actor: str | None = None,
+) -> list[AliasMove]:
+    """Blessed → ``challenger``; blessed and ``promote`` → ``champion`` too. Returns the moves."""
+    moves: list[AliasMove] = []
+    if blessed:
+        moves.append(
+            move_alias(client, model_name, CHALLENGER, version, reason=reason, actor=actor)
+        )
+        if promote:
+            moves.append(
+                move_alias(client, model_name, CHAMPION, version, reason=reason, actor=actor)
+            )
+    return moves
+
+
 def register_model_version(
     client: MlflowClient,
     *,
@@ -226,54 +277,47 @@ def register_model_version(
     run_link: str | None = None,
     actor: str | None = None,
 ) -> RegistrationResult:
-    """Register ``model_uri`` as a new version of ``model_name`` with ``tags``.
-
-    Blessed → alias ``challenger``; blessed and ``promote`` → alias ``champion`` as well, the
-    previous champion remembered in tag ``mlops.previous_champion``. On any failure the aliases
-    are restored, the new version deleted, and ModelRegistrationError raised.
-    """
+    """Create a version and assign its aliases as one step (see ``create_version`` and
+    ``assign_aliases``). On any failure the aliases are restored, the new version deleted, and
+    ModelRegistrationError raised."""
     from mlflow.exceptions import MlflowException
 
-    actor = actor or default_actor()
     before = alias_state(client, model_name)
     version: str | None = None
     try:
-        if not before and not _model_exists(client, model_name):
-            client.create_registered_model(
-                model_name, description="Registered by prefect-mlops continuous training."
-            )
-        mv = client.create_model_version(
-            model_name,
-            source=model_uri,
-            run_id=run_id,
-            tags={**tags, TAG_BLESSED: str(blessed).lower(), TAG_BLESSING_REASON: reason[:4900]},
-            run_link=run_link,
-            model_id=_model_id(model_uri),
-        )
-        version = str(mv.version)
-        result = RegistrationResult(
+        version = create_version(
+            client,
             model_name=model_name,
-            version=version,
-            model_uri=f"models:/{model_name}/{version}",
-            previous_champion=before.get(CHAMPION),
+            model_uri=model_uri,
+            run_id=run_id,
+            tags=tags,
+            blessed=blessed,
+            reason=reason,
+            run_link=run_link,
         )
-        if blessed:
-            result.moves.append(
-                move_alias(client, model_name, CHALLENGER, version, reason=reason, actor=actor)
-            )
-            result.aliases.append(CHALLENGER)
-            if promote:
-                result.moves.append(
-                    move_alias(client, model_name, CHAMPION, version, reason=reason, actor=actor)
-                )
-                result.aliases.append(CHAMPION)
-        return result
+        moves = assign_aliases(
+            client,
+            model_name,
+            version,
+            blessed=blessed,
+            promote=promote,
+            reason=reason,
+            actor=actor,
+        )
     except (MlflowException, OSError) as exc:
         undo_registration(client, model_name, version, before)
         raise ModelRegistrationError(
             f"registering {model_name} (version {version or 'not created'}) failed: {exc}; "
             f"aliases restored to {before or 'none'}"
         ) from exc
+    return RegistrationResult(
+        model_name=model_name,
+        version=version,
+        model_uri=f"models:/{model_name}/{version}",
+        aliases=[m.alias for m in moves],
+        previous_champion=before.get(CHAMPION),
+        moves=moves,
+    )
 
 
 def undo_registration(
