@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of content-addressed data snapshots; default <home>/snapshots.",
     )
+    mlflow_ui_url: str = Field(
+        default="http://127.0.0.1:5000",
+        description="Where the MLflow UI is served (links in Prefect artifacts).",
+    )
     env: str = Field(default="local", description="Environment name (local, staging, production).")
 
     @cached_property

@@ -1,0 +1,83 @@
+"""Tasks that write to the MLflow registry. Run them inside a Prefect ``transaction()``: when a
+later step fails, the registration is rolled back (version deleted, aliases restored)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.transactions import Transaction, get_transaction
+
+from prefect_mlops import registry
+from prefect_mlops.data import SnapshotRef, read_snapshot
+from prefect_mlops.settings import get_settings
+from prefect_mlops.tasks.common import retry_transient
+from prefect_mlops.tracking import log_sklearn_model
+
+
+@task(
+    name="log-model",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def log_model(run_id: str, model: Any, snapshot: SnapshotRef, feature_columns: list[str]) -> str:
+    """Log the fitted pipeline (signature, input example, requirements); returns its model URI."""
+    example = read_snapshot(snapshot.path).head(1000)[feature_columns]
+    return log_sklearn_model(run_id, model, example)
+
+
+@task(name="register-model-version", cache_policy=NO_CACHE)
+def register_version(
+    model_name: str,
+    model_uri: str,
+    run_id: str,
+    tags: dict[str, str],
+    blessed: bool,
+    reason: str,
+    run_link: str | None,
+) -> str:
+    """Create the model version with its lineage tags and blessing decision; returns it."""
+    client = registry.mlflow_client(get_settings())
+    txn = get_transaction()
+    if txn is not None:
+        txn.set("aliases_before", registry.alias_state(client, model_name))
+        txn.set("model_name", model_name)
+    version = registry.create_version(
+        client,
+        model_name=model_name,
+        model_uri=model_uri,
+        run_id=run_id,
+        tags=tags,
+        blessed=blessed,
+        reason=reason,
+        run_link=run_link,
+    )
+    if txn is not None:
+        txn.set("version", version)
+    return version
+
+
+@register_version.on_rollback
+def _undo_registration(txn: Transaction) -> None:
+    """Compensation: delete the new version and put the aliases back as they were."""
+    client = registry.mlflow_client(get_settings())
+    registry.undo_registration(
+        client,
+        txn.get("model_name"),
+        txn.get("version", None),
+        txn.get("aliases_before", {}),
+    )
+
+
+@task(name="assign-aliases", cache_policy=NO_CACHE)
+def assign_aliases(
+    model_name: str, version: str, blessed: bool, promote: bool, reason: str
+) -> list[registry.AliasMove]:
+    """Blessed → ``challenger``; with ``promote`` → ``champion`` (previous one remembered)."""
+    client = registry.mlflow_client(get_settings())
+    return registry.assign_aliases(
+        client, model_name, version, blessed=blessed, promote=promote, reason=reason
+    )
