@@ -169,3 +169,13 @@ def summary_markdown(outcome: TrainingOutcome, run_link: str) -> str:
 
 See it in the MLflow UI: `mlflow ui --backend-store-uri {outcome.tracking_uri}`
 """
+
+
+@flow(
+    name="continuous-training-from-file",
+    description="Continuous training with the config read from a YAML file (see `prefect-mlops "
+    "init`), so a deployment is changed by editing one file.",
+)
+def continuous_training_from_file(config_path: str) -> TrainingOutcome:
+    """Read ``config_path`` (relative paths resolve against the working directory) and train."""
+    return continuous_training(TrainingConfig.from_yaml(config_path))

@@ -1,0 +1,247 @@
+"""The ``prefect-mlops`` command line.
+
+Exit codes: 0 success (for ``train``: blessed), 1 error (bad data, bad config, registry failure),
+2 usage error, 3 trained but not blessed. Heavy libraries are imported inside the commands, so
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from prefect_mlops.errors import MLOpsError
+
+EXIT_ERROR = 1
+EXIT_NOT_BLESSED = 3
+
+app = typer.Typer(
+    name="prefect-mlops",
+    help="MLOps on Prefect: continuous training with GX validation, scikit-learn, MLflow "
+    "registry and lineage.\n\nState lives under $MLOPS_HOME (default ./.mlops): the MLflow "
+    "SQLite store, artifacts and content-addressed data snapshots.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+}
+
+
+def _quiet_environment() -> None:
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _run_training(config) -> int:
+    """Run the flow and print its outcome; returns the exit code."""
+    from prefect_mlops.flows.training import continuous_training
+
+    outcome = continuous_training(config)
+    color = typer.colors.GREEN if outcome.status == "blessed" else typer.colors.YELLOW
+    typer.secho(
+        f"{outcome.model_name} version {outcome.version}: {outcome.status.replace('_', ' ')}",
+        fg=color,
+        bold=True,
+    )
+    typer.echo(f"  reason:   {outcome.reason}")
+    typer.echo(f"  aliases:  {', '.join(outcome.aliases) or 'none'}")
+    typer.echo(f"  champion before this run: {outcome.champion_before or 'none'}")
+    typer.echo(f"  metrics:  {', '.join(f'{k}={v:.4f}' for k, v in outcome.metrics.items())}")
+    typer.echo(f"  MLflow run {outcome.run_id} (experiment {outcome.experiment_id})")
+    typer.echo(f"  data snapshot {outcome.snapshot_path}")
+    return 0 if outcome.status == "blessed" else EXIT_NOT_BLESSED
+
+
+@app.command()
+def demo(
+    rows: Annotated[int, typer.Option(help="Rows of generated churn data.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Seed of the data generator.")] = 0,
+) -> None:
+    """Run continuous training on a generated churn table with embedded defaults.
+
+    Writes the data and its config to $MLOPS_HOME/demo, trains, registers the model in the
+    local MLflow registry and prints where to look. Run it twice: the second run is compared
+    with the first champion.
+    """
+    _quiet_environment()
+    from prefect_mlops.demo import prepare_demo
+    from prefect_mlops.settings import get_settings
+
+    settings = get_settings()
+    try:
+        config, config_path = prepare_demo(settings.home_path, n_rows=rows, seed=seed)
+        typer.echo(f"demo data and config: {config_path.parent}")
+        code = _run_training(config)
+    except MLOpsError as exc:
+        _fail(str(exc))
+    uri = settings.resolved_tracking_uri
+    typer.echo("")
+    typer.secho("Where to look:", bold=True)
+    typer.echo(f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000")
+    typer.echo("               then open http://127.0.0.1:5000 (experiment and model 'churn-demo')")
+    typer.echo("  Prefect UI:  .venv/bin/prefect server start   then open http://127.0.0.1:4200")
+    typer.echo(f"  Registry:    .venv/bin/prefect-mlops models {config.model_name}")
+    typer.echo(f"  Train again: .venv/bin/prefect-mlops train --config {config_path}")
+    raise typer.Exit(0 if code in (0, EXIT_NOT_BLESSED) else code)
+
+
+@app.command()
+def train(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Training config YAML (see `init`).")
+    ],
+) -> None:
+    """Run the continuous-training flow on a config file.
+
+    Exit code 0: the model was blessed (and promoted if `promote: true`); 3: trained and
+    registered but not blessed (champion unchanged); 1: failed (bad data, bad config, registry
+    error: nothing registered, champion unchanged).
+
+    Example: `prefect-mlops train --config .mlops/demo/train.yaml`
+    """
+    _quiet_environment()
+    from prefect_mlops.config import TrainingConfig
+
+    try:
+        training_config = TrainingConfig.from_yaml(config)
+        code = _run_training(training_config)
+    except MLOpsError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command()
+def models(
+    name: Annotated[str | None, typer.Argument(help="Registered model name; omit to list.")] = None,
+) -> None:
+    """List registered models, or the versions of one with aliases, blessing and metrics."""
+    _quiet_environment()
+    from rich.console import Console
+    from rich.table import Table
+
+    from prefect_mlops import registry
+    from prefect_mlops.settings import get_settings
+
+    client = registry.mlflow_client(get_settings())
+    console = Console()
+    try:
+        if name is None:
+            table = Table("model", "versions", "aliases", title="Registered models")
+            for model in client.search_registered_models():
+                aliases = ", ".join(f"{a}→v{v}" for a, v in sorted(model.aliases.items()))
+                count = len(client.search_model_versions(f"name = '{model.name}'"))
+                table.add_row(model.name, str(count), aliases or "-")
+            console.print(table)
+            return
+        versions = registry.list_versions(client, name)
+    except MLOpsError as exc:
+        _fail(str(exc))
+    table = Table("version", "aliases", "blessed", "metrics", "reason", "created", title=name)
+    for v in versions:
+        metrics = " ".join(f"{k}={val}" for k, val in sorted(v.metrics.items()))
+        table.add_row(
+            v.version, ", ".join(v.aliases) or "-", v.blessed, metrics, v.reason, v.created
+        )
+    console.print(table)
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="Version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded with the alias move).")] = "manual",
+) -> None:
+    """Make a version the champion by hand; the previous champion is remembered."""
+    _quiet_environment()
+    from prefect_mlops import registry
+    from prefect_mlops.settings import get_settings
+
+    try:
+        move = registry.promote_version(
+            registry.mlflow_client(get_settings()), name, version, reason=reason
+        )
+    except MLOpsError as exc:
+        _fail(str(exc))
+    typer.echo(f"{name}: champion v{move.from_version or '-'} → v{move.to_version}")
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded with the alias move).")] = "manual",
+) -> None:
+    """Point the champion back at the previous champion."""
+    _quiet_environment()
+    from prefect_mlops import registry
+    from prefect_mlops.settings import get_settings
+
+    try:
+        move = registry.rollback_champion(
+            registry.mlflow_client(get_settings()), name, reason=reason
+        )
+    except MLOpsError as exc:
+        _fail(str(exc))
+    typer.echo(f"{name}: champion v{move.from_version} → v{move.to_version} (rolled back)")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to write train.yaml and prefect.yaml.")],
+    data: Annotated[Path, typer.Option("--data", help="Your CSV or Parquet table.")],
+    target: Annotated[str, typer.Option("--target", help="The column to predict.")],
+    model_name: Annotated[
+        str | None, typer.Option(help="Registered model name; default: the folder name.")
+    ] = None,
+    id_column: Annotated[str | None, typer.Option(help="Entity id column (not a feature).")] = None,
+    timestamp_column: Annotated[
+        str | None, typer.Option(help="Timestamp column (time filter / time split).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Scaffold a project for your own table: a training config and a Prefect deployment file.
+
+    Example: `prefect-mlops init my-model --data data/loans.csv --target defaulted`, then
+    `prefect-mlops train --config my-model/train.yaml`.
+    """
+    _quiet_environment()
+    from prefect_mlops.scaffold import write_project
+
+    try:
+        written = write_project(
+            directory,
+            data=data,
+            target=target,
+            model_name=model_name,
+            id_column=id_column,
+            timestamp_column=timestamp_column,
+            force=force,
+        )
+    except MLOpsError as exc:
+        _fail(str(exc))
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"next: prefect-mlops train --config {written[0]}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
