@@ -34,6 +34,8 @@ TELEMETRY_OFF = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "BENTOML_DO_NOT_TRACK": "true",
     "GX_ANALYTICS_ENABLED": "false",
+    # Prefect's ephemeral API takes ~15 s to start; give a busy machine room.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
 }
 
 

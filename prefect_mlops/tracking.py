@@ -6,7 +6,9 @@ All functions take an explicit ``run_id`` so they work from any Prefect task.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -51,13 +53,17 @@ def log_snapshot_input(
     """Log ``snapshot`` as an MLflow dataset input (source: snapshot file, digest: content hash)."""
     import mlflow
 
-    dataset = mlflow.data.from_pandas(
-        df,
-        source=snapshot.path,
-        targets=target if target in df.columns else None,
-        name=f"snapshot-{snapshot.digest[:12]}",
-        digest=snapshot.digest[:MLFLOW_DIGEST_CHARS],
-    )
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values; the dataset schema is
+        # informational here (the model signature widens integers itself).
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        dataset = mlflow.data.from_pandas(
+            df,
+            source=snapshot.path,
+            targets=target if target in df.columns else None,
+            name=f"snapshot-{snapshot.digest[:12]}",
+            digest=snapshot.digest[:MLFLOW_DIGEST_CHARS],
+        )
     with active_run(run_id):
         mlflow.log_input(
             dataset,
@@ -113,6 +119,8 @@ def log_sklearn_model(run_id: str, model: Any, X_example: pd.DataFrame) -> str:
     example = signature_frame(X_example.head(5))
     output = model.predict(example)
     signature = infer_signature(signature_frame(X_example.head(1000)), output)
+    # uv environments have no pip; the requirements are given, so MLflow's pip probe is noise.
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     with active_run(run_id):
         info = mlflow.sklearn.log_model(
             model,
@@ -120,8 +128,21 @@ def log_sklearn_model(run_id: str, model: Any, X_example: pd.DataFrame) -> str:
             signature=signature,
             input_example=example,
             pip_requirements=model_pip_requirements(),
+            skops_trusted_types=skops_types_of(model),
         )
     return info.model_uri
+
+
+def skops_types_of(model: Any) -> list[str]:
+    """The types skops would not load without being told to trust them.
+
+    MLflow saves scikit-learn models with skops, which refuses any type it does not know (numpy
+    dtypes, tree structures, user estimators). We trust exactly the types our own fitted model
+    contains; MLflow stores the list in the model's flavor config for loading.
+    """
+    import skops.io
+
+    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
 
 
 def load_model(model_uri: str) -> Any:

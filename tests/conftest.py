@@ -1,0 +1,42 @@
+"""Shared fixtures: telemetry off, a real Prefect API (test harness), MLflow on SQLite in tmp_path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+for _key, _value in {
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "OMP_NUM_THREADS": "1",
+}.items():
+    os.environ[_key] = _value
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A real, temporary Prefect API for flow tests (``prefect_test_harness``)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh ``MLOPS_HOME`` (MLflow SQLite store, artifacts, snapshots) under tmp_path."""
+    home = tmp_path / "mlops-home"
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    yield home
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.end_run()

@@ -1,0 +1,51 @@
+"""Small builders shared by the integration tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prefect_mlops.config import TrainingConfig
+
+
+def churn_config(data_path: Path, **overrides: Any) -> TrainingConfig:
+    """A fast training config for a generated churn table at ``data_path``."""
+    raw: dict[str, Any] = {
+        "model_name": "churn-test",
+        "data": {"path": str(data_path), "timestamp_column": "event_ts"},
+        "target": "churned",
+        "id_column": "customer_id",
+        "estimator": {
+            "class_path": "sklearn.ensemble.HistGradientBoostingClassifier",
+            "params": {"max_iter": 60},
+        },
+        "slices": ["contract"],
+    }
+    raw.update(overrides)
+    return TrainingConfig.model_validate(raw)
+
+
+def write_frame(df: pd.DataFrame, path: Path) -> Path:
+    """Write ``df`` as CSV or Parquet by suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False)
+    return path
+
+
+def registry_state(model_name: str) -> tuple[dict[str, str], list[str]]:
+    """(aliases, sorted version numbers) of ``model_name`` in the configured registry."""
+    from prefect_mlops import registry
+    from prefect_mlops.settings import get_settings
+
+    client = registry.mlflow_client(get_settings())
+    aliases = registry.alias_state(client, model_name)
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}'")
+    except Exception:  # the model may not exist yet
+        versions = []
+    return aliases, sorted(str(v.version) for v in versions)
