@@ -35,10 +35,10 @@ demo: $(VENV)
 	.venv/bin/prefect-mlops demo
 
 test: $(VENV)
-	.venv/bin/python -m pytest -q
+	.venv/bin/pytest -q
 
 test-all: $(VENV)
-	.venv/bin/python -m pytest -q -m "slow or not slow"
+	.venv/bin/pytest -q -m "slow or not slow"
 
 lint: $(VENV)
 	.venv/bin/ruff check .

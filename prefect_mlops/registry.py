@@ -153,7 +153,7 @@ def alias_state(client: MlflowClient, model_name: str) -> dict[str, str]:
         if _is_not_found(exc):
             return {}
         raise
-    return dict(model.aliases)
+    return {alias: str(version) for alias, version in model.aliases.items()}
 
 
 def get_alias_version(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
