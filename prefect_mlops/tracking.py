@@ -27,6 +27,18 @@ MLFLOW_DIGEST_CHARS = 32
 
 
 @contextmanager
+def quiet_mlflow_hints() -> Iterator[None]:
+    """Silence MLflow's advisory warnings that do not apply here: the integer-column hint (the
+    signature widens integer inputs; predictions are labels) and the ambiguous local source."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*interpreted in multiple ways", category=UserWarning
+        )
+        yield
+
+
+@contextmanager
 def active_run(run_id: str) -> Iterator[Any]:
     """Make ``run_id`` the active MLflow run inside the block (for fluent-API calls)."""
     import mlflow
@@ -53,10 +65,7 @@ def log_snapshot_input(
     """Log ``snapshot`` as an MLflow dataset input (source: snapshot file, digest: content hash)."""
     import mlflow
 
-    with warnings.catch_warnings():
-        # MLflow hints that integer columns cannot hold missing values; the dataset schema is
-        # informational here (the model signature widens integers itself).
-        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+    with quiet_mlflow_hints():
         dataset = mlflow.data.from_pandas(
             df,
             source=snapshot.path,
@@ -64,7 +73,7 @@ def log_snapshot_input(
             name=f"snapshot-{snapshot.digest[:12]}",
             digest=snapshot.digest[:MLFLOW_DIGEST_CHARS],
         )
-    with active_run(run_id):
+    with active_run(run_id), quiet_mlflow_hints():
         mlflow.log_input(
             dataset,
             context=context,
@@ -117,8 +126,9 @@ def log_sklearn_model(run_id: str, model: Any, X_example: pd.DataFrame) -> str:
     from mlflow.models import infer_signature
 
     example = signature_frame(X_example.head(5))
-    output = model.predict(example)
-    signature = infer_signature(signature_frame(X_example.head(1000)), output)
+    with quiet_mlflow_hints():
+        sample = signature_frame(X_example.head(1000))
+        signature = infer_signature(sample, model.predict(sample))
     # uv environments have no pip; the requirements are given, so MLflow's pip probe is noise.
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     with active_run(run_id):
