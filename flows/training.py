@@ -28,6 +28,7 @@ from prefect_mlops.tasks.model import (
 )
 from prefect_mlops.tasks.registry import assign_aliases, log_model, register_version
 from prefect_mlops.tracking import start_training_run
+from prefect_mlops.training import preflight_checks
 
 
 class TrainingOutcome(BaseModel):
@@ -54,6 +55,7 @@ class TrainingOutcome(BaseModel):
 )
 def continuous_training(config: TrainingConfig) -> TrainingOutcome:
     """Train a candidate, compare it with the champion and register it in MLflow."""
+    preflight_checks(config)
     settings = get_settings()
     configure_mlflow(settings)
     client = mlflow_client(settings)

@@ -143,6 +143,12 @@ class ValidationConfig(_Strict):
     range_tolerance: float = Field(
         default=0.1, ge=0, description="Numeric ranges widen by this share of the reference range."
     )
+    range_outlier_tolerance: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Share of rows allowed outside the widened numeric range.",
+    )
     null_tolerance: float = Field(
         default=0.05, ge=0, le=1, description="Extra share of nulls allowed above the reference."
     )

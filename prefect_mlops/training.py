@@ -88,6 +88,16 @@ def resolve_features(df: pd.DataFrame, config: TrainingConfig, source: str = "da
     return FeatureSpec(numeric=numeric, categorical=categorical)
 
 
+def validated_columns(reference: pd.DataFrame, config: TrainingConfig) -> list[str]:
+    """Columns an inferred suite covers: the reference's features and target (configured
+    features if given), plus the timestamp; never the entity id (new ids are expected)."""
+    if config.features is not None:
+        wanted = [*config.features, config.target, config.data.timestamp_column]
+        return [c for c in wanted if c and c in reference.columns]
+    skipped = {config.id_column, *config.drop_columns}
+    return [c for c in reference.columns if c not in skipped]
+
+
 def import_estimator(class_path: str) -> type:
     """Import an estimator class from ``module.Class``; TrainingError names the path on failure."""
     module_name, _, class_name = class_path.rpartition(".")
@@ -107,6 +117,17 @@ def import_estimator(class_path: str) -> type:
             f"field estimator.class_path: {class_path!r} is not a scikit-learn estimator class"
         )
     return cls
+
+
+def preflight_checks(config: TrainingConfig) -> None:
+    """Fail fast, before any data is read, on an estimator that cannot be imported or on
+    contradictory blessing thresholds."""
+    from prefect_mlops.blessing import check_thresholds
+
+    if config.estimator.class_path:
+        import_estimator(config.estimator.class_path)
+    if config.thresholds:
+        check_thresholds(config.thresholds)
 
 
 def build_estimator(config: TrainingConfig, task: str, seed: int) -> Any:

@@ -186,7 +186,11 @@ def infer_column_expectations(series: pd.Series, config: ValidationConfig) -> li
                 )
             )
     if family == "numeric" and dtype_is_numeric(series):
-        out.extend(_range_expectation(series, column, config.range_tolerance))
+        out.extend(
+            _range_expectation(
+                series, column, config.range_tolerance, config.range_outlier_tolerance
+            )
+        )
     elif family != "bool" and _is_categorical(series):
         out.extend(_domain_expectation(series, column, config))
     return out
@@ -202,8 +206,11 @@ def dtype_is_numeric(series: pd.Series) -> bool:
     )
 
 
-def _range_expectation(series: pd.Series, column: str, tolerance: float) -> list[dict[str, Any]]:
-    """``expect_column_values_to_be_between`` over the widened finite reference range."""
+def _range_expectation(
+    series: pd.Series, column: str, tolerance: float, outlier_tolerance: float = 0.0
+) -> list[dict[str, Any]]:
+    """``expect_column_values_to_be_between`` over the widened finite reference range; up to
+    ``outlier_tolerance`` of the rows may fall outside (one new extreme is not a broken feed)."""
     values = series.dropna().to_numpy(dtype="float64", na_value=np.nan)
     finite = values[np.isfinite(values)]
     if not len(finite):
@@ -221,6 +228,7 @@ def _range_expectation(series: pd.Series, column: str, tolerance: float) -> list
             column=column,
             min_value=min_value,
             max_value=max_value,
+            **({"mostly": 1 - outlier_tolerance} if outlier_tolerance > 0 else {}),
         )
     ]
 

@@ -15,7 +15,7 @@ from prefect_mlops.evaluation import infer_task
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.common import retry_transient
 from prefect_mlops.tracking import log_json_artifact, log_snapshot_input
-from prefect_mlops.training import FeatureSpec, resolve_features
+from prefect_mlops.training import FeatureSpec, resolve_features, validated_columns
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def validate_data(
         suite = load_suite(config.validation.suite_path)
     else:
         reference = read_snapshot(reference_path) if reference_path else df
-        columns = [c for c in [*features.columns, config.target] if c in reference.columns]
+        columns = validated_columns(reference, config)
         suite = infer_suite(
             reference, config.validation, name=f"{config.model_name}-suite", columns=columns
         )

@@ -1,4 +1,4 @@
-"""Shared fixtures: telemetry off, a real Prefect API (test harness), MLflow on SQLite in tmp_path."""
+"""Shared fixtures: telemetry off, a real Prefect API, MLflow on SQLite in tmp_path."""
 
 from __future__ import annotations
 
