@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from prefect_mlops.errors import ModelRegistrationError
 from prefect_mlops.settings import Settings
@@ -435,3 +435,72 @@ def list_versions(client: MlflowClient, model_name: str) -> list[VersionSummary]
             )
         )
     return out
+
+
+TAG_ROLLOUT = "mlops.rollout"
+RolloutMode = Literal["canary", "shadow"]
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """An active progressive rollout of ``challenger_version`` next to the champion.
+
+    ``canary``: a ``share`` of live requests is answered by the challenger. ``shadow``: the
+    challenger scores every request but only the champion answers. The serving process reads
+    this from the registered-model tag ``mlops.rollout``; the registry is the control plane.
+    """
+
+    mode: RolloutMode
+    challenger_version: str
+    share: float
+    started_at: str
+    actor: str
+    reason: str
+
+    def to_json(self) -> str:
+        """Compact JSON for the registered-model tag."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+def get_rollout(client: MlflowClient, model_name: str) -> Rollout | None:
+    """The active rollout of ``model_name``, or None."""
+    raw = _get_model(client, model_name).tags.get(TAG_ROLLOUT)
+    return Rollout(**json.loads(raw)) if raw else None
+
+
+def start_rollout(
+    client: MlflowClient,
+    model_name: str,
+    *,
+    mode: RolloutMode,
+    challenger_version: str,
+    share: float = 0.0,
+    reason: str,
+    actor: str | None = None,
+) -> Rollout:
+    """Start a canary or shadow rollout of ``challenger_version`` (alias ``challenger`` moves to
+    it); recorded like an alias move. Raises ModelRegistrationError for a missing version or a
+    share outside [0, 1]."""
+    if not 0.0 <= share <= 1.0:
+        raise ModelRegistrationError(f"rollout share must be within [0, 1], got {share}")
+    _require_version(client, model_name, challenger_version)
+    actor = actor or default_actor()
+    move_alias(client, model_name, CHALLENGER, challenger_version, reason=reason, actor=actor)
+    rollout = Rollout(
+        mode=mode,
+        challenger_version=str(challenger_version),
+        share=share if mode == "canary" else 0.0,
+        started_at=datetime.now(UTC).isoformat(),
+        actor=actor,
+        reason=reason,
+    )
+    client.set_registered_model_tag(model_name, TAG_ROLLOUT, rollout.to_json())
+    return rollout
+
+
+def end_rollout(client: MlflowClient, model_name: str) -> None:
+    """Stop the active rollout (if any): every request goes to the champion again."""
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):
+        client.delete_registered_model_tag(model_name, TAG_ROLLOUT)
