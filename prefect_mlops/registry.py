@@ -504,3 +504,12 @@ def end_rollout(client: MlflowClient, model_name: str) -> None:
 
     with contextlib.suppress(MlflowException):
         client.delete_registered_model_tag(model_name, TAG_ROLLOUT)
+
+
+def set_version_tags(
+    client: MlflowClient, model_name: str, version: str, tags: dict[str, str]
+) -> None:
+    """Record ``tags`` on a model version (deployment results, rollout outcomes)."""
+    _require_version(client, model_name, version)
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, str(version), key, str(value)[:4900])

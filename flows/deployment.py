@@ -1,0 +1,87 @@
+"""The model-deployment flow: infra-validate a candidate in a real BentoML server, then roll it
+out blue-green, canary or shadow, promoting or rolling back automatically."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, Field
+
+from prefect_mlops.rollout import DeploymentConfig
+from prefect_mlops.tasks.deployment import (
+    infra_validate,
+    promote,
+    resolve_candidate,
+    roll_back,
+    start_rollout,
+    watch_canary,
+    watch_shadow,
+)
+
+
+class DeploymentOutcome(BaseModel):
+    """What one deployment run decided."""
+
+    model_name: str
+    version: str
+    strategy: str
+    result: Literal["promoted", "rolled_back", "shadowed"] = Field(
+        description="promoted: champion moved; rolled_back: champion kept; shadowed: observed only."
+    )
+    reason: str
+    infra_validation: str
+
+
+@flow(
+    name="model-deployment",
+    description="Infra-validate a blessed candidate in a real BentoML server, then blue-green, "
+    "canary or shadow rollout with automatic rollback; every alias move is recorded.",
+)
+def model_deployment(config: DeploymentConfig) -> DeploymentOutcome:
+    """Deploy ``config.version`` (default: the challenger) of ``config.model_name``."""
+    version = resolve_candidate(config)
+    report = infra_validate(config, version)
+    if config.strategy == "blue-green":
+        reason = f"blue-green after {report.summary()}"
+        promote(config.model_name, version, reason)
+        outcome = DeploymentOutcome(
+            model_name=config.model_name, version=version, strategy=config.strategy,
+            result="promoted", reason=reason, infra_validation=report.summary(),
+        )  # fmt: skip
+    elif config.strategy == "canary":
+        rollout = start_rollout(config, version)
+        verdict = watch_canary(config, version, rollout.started_at)
+        if verdict.decision == "promote":
+            promote(config.model_name, version, f"canary promoted: {verdict.reason}")
+            result: Literal["promoted", "rolled_back", "shadowed"] = "promoted"
+        else:
+            roll_back(config.model_name, version, f"canary rolled back: {verdict.reason}")
+            result = "rolled_back"
+        outcome = DeploymentOutcome(
+            model_name=config.model_name, version=version, strategy=config.strategy,
+            result=result, reason=verdict.reason, infra_validation=report.summary(),
+        )  # fmt: skip
+    else:
+        rollout = start_rollout(config, version)
+        compared, agreement = watch_shadow(config, version, rollout.started_at)
+        reason = f"shadow agreement {agreement:.2%} over {compared} rows"
+        if config.promote_after_shadow and compared and agreement >= config.min_agreement:
+            promote(config.model_name, version, reason)
+            result = "promoted"
+        else:
+            roll_back(config.model_name, version, reason)
+            result = "shadowed"
+        outcome = DeploymentOutcome(
+            model_name=config.model_name, version=version, strategy=config.strategy,
+            result=result, reason=reason, infra_validation=report.summary(),
+        )  # fmt: skip
+    create_markdown_artifact(
+        key="model-deployment",
+        description=f"Deployment of {config.model_name} v{version}",
+        markdown=f"# {config.model_name} v{version}: {outcome.result.replace('_', ' ')}\n\n"
+        f"- strategy: {config.strategy}\n- reason: {outcome.reason}\n"
+        f"- infra-validation: {outcome.infra_validation}\n",
+    )
+    return outcome

@@ -1,0 +1,235 @@
+"""Verdicts of the model-deployment process, as pure functions over frames.
+
+- infra-validation: do a server's answers equal the offline predictions, fast enough, error-free?
+- canary: is the challenger's live error rate and latency within its thresholds?
+- shadow: how often do challenger and champion agree on the same requests?
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from prefect_mlops.errors import MLOpsError
+
+Strategy = Literal["blue-green", "canary", "shadow"]
+
+
+class InfraValidationError(MLOpsError):
+    """A candidate failed to load, answer, match its offline predictions or meet its SLO."""
+
+
+class DeploymentConfig(BaseModel):
+    """Parameters of the model-deployment flow (a form in the Prefect UI)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = Field(description="Registered model name.", min_length=1)
+    version: str | None = Field(
+        default=None, description="Candidate version; default: the version behind 'challenger'."
+    )
+    strategy: Strategy = Field(
+        default="blue-green",
+        description="blue-green (switch after validation), canary (a share of live traffic, "
+        "then promote or roll back) or shadow (challenger scores every request silently).",
+    )
+    latency_slo_ms: float = Field(
+        default=500.0, gt=0, description="Infra-validation: p99 request latency must be below."
+    )
+    max_errors: int = Field(
+        default=0, ge=0, description="Infra-validation: failed requests allowed."
+    )
+    validation_rows: int = Field(
+        default=1000, ge=1, description="Test-set rows sent during infra-validation (at most)."
+    )
+    rows_per_request: int = Field(
+        default=10, ge=1, description="Rows per request during infra-validation."
+    )
+    startup_timeout_seconds: float = Field(
+        default=180.0, gt=0, description="How long the candidate server may take to be ready."
+    )
+    canary_share: float = Field(
+        default=0.1, gt=0, le=1, description="Share of live requests the challenger answers."
+    )
+    min_requests: int = Field(
+        default=100, ge=1, description="Canary/shadow: challenger requests to observe."
+    )
+    max_minutes: float = Field(
+        default=30.0, gt=0, description="Canary/shadow: longest observation before deciding."
+    )
+    max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Canary: challenger error rate above → roll back."
+    )
+    max_p99_latency_ms: float = Field(
+        default=500.0, gt=0, description="Canary: challenger p99 latency above → roll back."
+    )
+    min_agreement: float = Field(
+        default=0.9, ge=0, le=1, description="Shadow: agreement needed to promote after shadowing."
+    )
+    promote_after_shadow: bool = Field(
+        default=False, description="Shadow: promote when agreement is at least min_agreement."
+    )
+    poll_seconds: float = Field(
+        default=5.0, gt=0, description="Canary/shadow: how often the serving log is read."
+    )
+
+    @model_validator(mode="after")
+    def _version_text(self) -> DeploymentConfig:
+        if self.version is not None and not str(self.version).isdigit():
+            raise ValueError(f"version must be a version number, got {self.version!r}")
+        return self
+
+
+@dataclass
+class InfraValidationReport:
+    """What infra-validation measured."""
+
+    passed: bool
+    rows: int
+    requests: int
+    errors: int
+    mismatches: int
+    p50_ms: float
+    p99_ms: float
+    reasons: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for tags and logs."""
+        head = "passed" if self.passed else "failed: " + "; ".join(self.reasons)
+        return (
+            f"infra-validation {head} ({self.rows} rows in {self.requests} requests, "
+            f"{self.errors} errors, {self.mismatches} mismatches, p50 {self.p50_ms:.1f} ms, "
+            f"p99 {self.p99_ms:.1f} ms)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def percentile(values: list[float] | np.ndarray, q: float) -> float:
+    """The ``q``-th percentile (0 for no values)."""
+    arr = np.asarray(values, dtype=float)
+    return float(np.percentile(arr, q)) if arr.size else 0.0
+
+
+def count_mismatches(served: np.ndarray, offline: np.ndarray, *, rtol: float = 1e-6) -> int:
+    """Rows whose served prediction differs from the offline one (numbers compared with rtol)."""
+    served = np.asarray(served)
+    offline = np.asarray(offline)
+    if served.shape != offline.shape:
+        return int(max(len(served), len(offline)))
+    if np.issubdtype(offline.dtype, np.number) and np.issubdtype(served.dtype, np.number):
+        return int((~np.isclose(served.astype(float), offline.astype(float), rtol=rtol)).sum())
+    return int((served.astype(str) != offline.astype(str)).sum())
+
+
+def judge_infra_validation(
+    *,
+    rows: int,
+    latencies_ms: list[float],
+    errors: int,
+    mismatches: int,
+    config: DeploymentConfig,
+) -> InfraValidationReport:
+    """Pass when no more than ``max_errors`` requests failed, every row matched, and p99 < SLO."""
+    p99 = percentile(latencies_ms, 99)
+    reasons = []
+    if errors > config.max_errors:
+        reasons.append(f"{errors} failed requests (allowed {config.max_errors})")
+    if mismatches:
+        reasons.append(f"{mismatches} of {rows} predictions differ from the offline ones")
+    if p99 >= config.latency_slo_ms:
+        reasons.append(f"p99 latency {p99:.1f} ms ≥ SLO {config.latency_slo_ms:.1f} ms")
+    return InfraValidationReport(
+        passed=not reasons,
+        rows=rows,
+        requests=len(latencies_ms),
+        errors=errors,
+        mismatches=mismatches,
+        p50_ms=percentile(latencies_ms, 50),
+        p99_ms=p99,
+        reasons=reasons,
+    )
+
+
+@dataclass
+class CanaryVerdict:
+    """The canary's observation so far and what to do."""
+
+    decision: Literal["promote", "rollback", "wait"]
+    requests: int
+    error_rate: float
+    p99_ms: float
+    reason: str
+
+
+def judge_canary(
+    log: pd.DataFrame, version: str, config: DeploymentConfig, *, timed_out: bool
+) -> CanaryVerdict:
+    """Decide from serving-log rows of the challenger (``variant == 'challenger'``).
+
+    A breach rolls back as soon as it is seen over at least 10 requests; enough clean requests
+    promote; too little traffic when time is up rolls back (never promote unobserved).
+    """
+    rows = _requests_of(log, version, "challenger")
+    n = len(rows)
+    errors = int((rows["status"].astype(str) != "ok").sum()) if n else 0
+    error_rate = errors / n if n else 0.0
+    p99 = percentile(rows["latency_ms"].to_numpy(), 99) if n else 0.0
+    figures = f"{n} challenger requests, error rate {error_rate:.2%}, p99 {p99:.1f} ms"
+    if n >= min(10, config.min_requests):
+        if error_rate > config.max_error_rate:
+            return CanaryVerdict(
+                "rollback",
+                n,
+                error_rate,
+                p99,
+                f"error rate {error_rate:.2%} > {config.max_error_rate:.2%} ({figures})",
+            )
+        if p99 > config.max_p99_latency_ms:
+            return CanaryVerdict(
+                "rollback",
+                n,
+                error_rate,
+                p99,
+                f"p99 latency {p99:.1f} ms > {config.max_p99_latency_ms:.1f} ms ({figures})",
+            )
+    if n >= config.min_requests:
+        return CanaryVerdict("promote", n, error_rate, p99, f"canary healthy: {figures}")
+    if timed_out:
+        return CanaryVerdict(
+            "rollback",
+            n,
+            error_rate,
+            p99,
+            f"only {n} of {config.min_requests} challenger requests before the time limit",
+        )
+    return CanaryVerdict("wait", n, error_rate, p99, figures)
+
+
+def _requests_of(log: pd.DataFrame, version: str, variant: str) -> pd.DataFrame:
+    """One row per request of ``variant`` served by ``version``."""
+    if log.empty:
+        return pd.DataFrame(columns=["request_id", "status", "latency_ms"])
+    mine = log[(log["variant"] == variant) & (log["model_version"].astype(str) == str(version))]
+    return mine.drop_duplicates("request_id")
+
+
+def shadow_agreement(log: pd.DataFrame, version: str) -> tuple[int, float]:
+    """(rows compared, share of rows where the shadow challenger agreed with the champion)."""
+    if log.empty:
+        return 0, 0.0
+    shadow = log[(log["variant"] == "shadow") & (log["model_version"].astype(str) == str(version))]
+    champion = log[log["variant"] == "champion"]
+    pairs = shadow.merge(
+        champion, on=["request_id", "row_index"], suffixes=("_shadow", "_champion")
+    )
+    if pairs.empty:
+        return 0, 0.0
+    agree = pairs["prediction_shadow"].astype(str) == pairs["prediction_champion"].astype(str)
+    return len(pairs), float(agree.mean())

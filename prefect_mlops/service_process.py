@@ -1,0 +1,167 @@
+"""Run the BentoML prediction service as a child process on a loopback port (infra-validation,
+tests, benchmarks). The process is always stopped when the block ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from prefect_mlops.errors import MLOpsError
+
+SERVICE_TARGET = "prefect_mlops.deployments.service:ModelService"
+
+
+class ServiceStartError(MLOpsError):
+    """The prediction service did not become ready."""
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """A started service: its base URL, process and log file."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines the server wrote."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def run_service(
+    env: dict[str, str],
+    *,
+    port: int | None = None,
+    startup_timeout: float = 180.0,
+    ready_path: str = "/readyz",
+) -> Iterator[RunningService]:
+    """Start ``bentoml serve`` for the model service with ``env`` added to this environment,
+    wait until ``ready_path`` answers 200, yield it, and stop it (SIGTERM, then SIGKILL).
+
+    Raises ServiceStartError with the server's last log lines when it exits or is not ready in
+    ``startup_timeout`` seconds.
+    """
+    port = port or free_port()
+    log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
+        prefix="mlops-service-", suffix=".log", delete=False
+    )
+    child_env = {
+        **os.environ,
+        "BENTOML_DO_NOT_TRACK": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        **env,
+    }
+    command = [
+        sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET,
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, env=child_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    service = RunningService(
+        url=f"http://127.0.0.1:{port}", process=process, log_path=Path(log_file.name)
+    )
+    try:
+        _wait_ready(service, ready_path, startup_timeout)
+        yield service
+    finally:
+        stop_process(process)
+        log_file.close()
+
+
+def _wait_ready(service: RunningService, path: str, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise ServiceStartError(
+                f"the prediction service exited with code {service.process.returncode} before "
+                f"it was ready:\n{service.log_tail()}"
+            )
+        try:
+            if httpx.get(service.url + path, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise ServiceStartError(
+        f"the prediction service was not ready within {timeout:.0f} s:\n{service.log_tail()}"
+    )
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the process (BentoML stops its workers), SIGKILL its group if it lingers."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
+            process.kill()
+        process.wait(timeout=10)
+
+
+@dataclass
+class ProbeResult:
+    """What a service answered to ``send_rows``: one prediction per row (None where the request
+    failed), per-request latencies in ms, and the failed request count."""
+
+    predictions: list
+    latencies_ms: list[float]
+    errors: int
+
+
+def send_rows(
+    url: str, frame: pd.DataFrame, *, rows_per_request: int, token: str | None = None
+) -> ProbeResult:
+    """POST ``frame`` to ``url``/predict as ``{"records": [...]}`` in chunks, timing each call."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    result = ProbeResult(predictions=[], latencies_ms=[], errors=0)
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as http:
+        for start in range(0, len(frame), rows_per_request):
+            chunk = frame.iloc[start : start + rows_per_request]
+            records = json.loads(chunk.to_json(orient="records", date_format="iso"))
+            began = time.perf_counter()
+            try:
+                response = http.post("/predict", json={"records": records})
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            result.latencies_ms.append((time.perf_counter() - began) * 1000)
+            if ok:
+                result.predictions.extend(response.json()["predictions"])
+            else:
+                result.errors += 1
+                result.predictions.extend([None] * len(chunk))
+    return result

@@ -1,0 +1,212 @@
+"""Tasks of the model-deployment process: infra-validate, roll out, promote or roll back."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from prefect_mlops import registry
+from prefect_mlops.rollout import (
+    CanaryVerdict,
+    DeploymentConfig,
+    InfraValidationError,
+    InfraValidationReport,
+    count_mismatches,
+    judge_canary,
+    judge_infra_validation,
+    shadow_agreement,
+)
+from prefect_mlops.settings import get_settings
+
+
+def _client() -> Any:
+    return registry.mlflow_client(get_settings())
+
+
+@task(name="resolve-candidate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def resolve_candidate(config: DeploymentConfig) -> str:
+    """The candidate version: the configured one, else the version behind ``challenger``."""
+    client = _client()
+    if config.version:
+        registry.set_version_tags(client, config.model_name, config.version, {})
+        return config.version
+    challenger = registry.get_alias_version(client, config.model_name, registry.CHALLENGER)
+    if challenger is None:
+        raise InfraValidationError(
+            f"model {config.model_name!r} has no 'challenger' alias; pass `version`"
+        )
+    return str(challenger.version)
+
+
+def offline_predictions(model_name: str, version: str, dest: Path) -> pd.DataFrame:
+    """The candidate's test rows and offline predictions logged at training."""
+    client = _client()
+    run_id = client.get_model_version(model_name, version).run_id
+    try:
+        local = client.download_artifacts(run_id, "predictions/test.parquet", str(dest))
+    except Exception as exc:
+        raise InfraValidationError(
+            f"{model_name} v{version}: its training run {run_id} has no "
+            "predictions/test.parquet artifact to validate against"
+        ) from exc
+    return pd.read_parquet(local)
+
+
+@task(name="infra-validate", timeout_seconds=1800, cache_policy=NO_CACHE)
+def infra_validate(config: DeploymentConfig, version: str) -> InfraValidationReport:
+    """Serve ``version`` in a real BentoML server on a loopback port, send the test rows, and
+    check answers equal the offline predictions, p99 latency is under the SLO, errors ≤ max.
+
+    Records the result on the model version (tags ``mlops.infra_validation*``) and as an
+    artifact; raises InfraValidationError when the candidate fails (it is never promoted).
+    """
+    import tempfile
+
+    from prefect_mlops.service_process import ServiceStartError, run_service, send_rows
+
+    settings = get_settings()
+    with tempfile.TemporaryDirectory(prefix="infra-validation-") as tmp:
+        expected = offline_predictions(config.model_name, version, Path(tmp))
+        expected = expected.head(config.validation_rows)
+        features = expected.drop(columns=["prediction"])
+        env = {
+            "MLOPS_HOME": str(settings.home_path),
+            "MLOPS_TRACKING_URI": settings.resolved_tracking_uri,
+            "MLOPS_REGISTRY_URI": settings.resolved_registry_uri,
+            "MLOPS_SERVE_MODEL_NAME": config.model_name,
+            "MLOPS_SERVE_VERSION": str(version),
+            "MLOPS_SERVING_LOG_DIR": str(Path(tmp) / "serving_log"),
+            "MLOPS_SERVE_TOKEN": "",
+        }
+        try:
+            with run_service(env, startup_timeout=config.startup_timeout_seconds) as service:
+                probe = send_rows(service.url, features, rows_per_request=config.rows_per_request)
+        except ServiceStartError as exc:
+            report = InfraValidationReport(
+                passed=False, rows=len(features), requests=0, errors=1, mismatches=len(features),
+                p50_ms=0.0, p99_ms=0.0, reasons=[f"the candidate did not start: {exc}"[:1500]],
+            )  # fmt: skip
+        else:
+            mismatches = count_mismatches(
+                np.asarray(probe.predictions, dtype=object), expected["prediction"].to_numpy()
+            )
+            report = judge_infra_validation(
+                rows=len(features),
+                latencies_ms=probe.latencies_ms,
+                errors=probe.errors,
+                mismatches=mismatches,
+                config=config,
+            )
+    _record(config.model_name, version, report)
+    if not report.passed:
+        raise InfraValidationError(f"{config.model_name} v{version}: {report.summary()}")
+    return report
+
+
+def _record(model_name: str, version: str, report: InfraValidationReport) -> None:
+    registry.set_version_tags(
+        _client(),
+        model_name,
+        version,
+        {
+            "mlops.infra_validation": "passed" if report.passed else "failed",
+            "mlops.infra_validation.reason": report.summary(),
+            "mlops.infra_validation.p99_ms": f"{report.p99_ms:.2f}",
+            "mlops.infra_validation.at": datetime.now().astimezone().isoformat(),
+        },
+    )
+    rows = "\n".join(f"| {k} | {v} |" for k, v in report.to_dict().items() if k != "reasons")
+    create_markdown_artifact(
+        key="infra-validation",
+        description=f"Infra-validation of {model_name} v{version}",
+        markdown=f"# Infra-validation of {model_name} v{version}: "
+        f"{'passed' if report.passed else 'FAILED'}\n\n{report.summary()}\n\n"
+        f"| figure | value |\n|---|---|\n{rows}\n",
+    )
+
+
+@task(name="promote-version", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def promote(model_name: str, version: str, reason: str) -> registry.AliasMove:
+    """Move ``champion`` to ``version`` (the previous champion is remembered)."""
+    client = _client()
+    registry.end_rollout(client, model_name)
+    move = registry.promote_version(client, model_name, version, reason=reason)
+    registry.set_version_tags(client, model_name, version, {"mlops.rollout.result": "promoted"})
+    return move
+
+
+@task(name="roll-back", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def roll_back(model_name: str, version: str, reason: str) -> None:
+    """End the rollout: every request goes back to the champion; the outcome is recorded."""
+    client = _client()
+    registry.end_rollout(client, model_name)
+    registry.set_version_tags(
+        client,
+        model_name,
+        version,
+        {"mlops.rollout.result": "rolled_back", "mlops.rollout.reason": reason},
+    )
+
+
+@task(name="start-rollout", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def start_rollout(config: DeploymentConfig, version: str) -> registry.Rollout:
+    """Start a canary or shadow rollout of ``version`` (the serving process picks it up)."""
+    mode = "canary" if config.strategy == "canary" else "shadow"
+    return registry.start_rollout(
+        _client(),
+        config.model_name,
+        mode=mode,
+        challenger_version=version,
+        share=config.canary_share,
+        reason=f"{mode} rollout after infra-validation",
+    )
+
+
+def _log_since(started_at: str) -> pd.DataFrame:
+    from prefect_mlops.serving_log import read_serving_log
+
+    log = read_serving_log(get_settings().resolved_serving_log_dir)
+    if log.empty:
+        return log
+    since = pd.Timestamp(started_at)
+    stamps = pd.to_datetime(log["timestamp"], utc=True)
+    return log[stamps >= since]
+
+
+@task(name="watch-canary", timeout_seconds=24 * 3600, cache_policy=NO_CACHE)
+def watch_canary(config: DeploymentConfig, version: str, started_at: str) -> CanaryVerdict:
+    """Read the serving log until the canary is judged healthy, breached, or out of time."""
+    deadline = time.monotonic() + config.max_minutes * 60
+    while True:
+        timed_out = time.monotonic() >= deadline
+        verdict = judge_canary(_log_since(started_at), version, config, timed_out=timed_out)
+        if verdict.decision != "wait":
+            return verdict
+        time.sleep(config.poll_seconds)
+
+
+@task(name="watch-shadow", timeout_seconds=24 * 3600, cache_policy=NO_CACHE)
+def watch_shadow(config: DeploymentConfig, version: str, started_at: str) -> tuple[int, float]:
+    """Read the serving log until ``min_requests`` rows were shadowed (or time is up); returns
+    (rows compared, agreement) and records them on the version."""
+    deadline = time.monotonic() + config.max_minutes * 60
+    while True:
+        compared, agreement = shadow_agreement(_log_since(started_at), version)
+        if compared >= config.min_requests or time.monotonic() >= deadline:
+            break
+        time.sleep(config.poll_seconds)
+    registry.set_version_tags(
+        _client(),
+        config.model_name,
+        version,
+        {"mlops.shadow.rows": str(compared), "mlops.shadow.agreement": f"{agreement:.4f}"},
+    )
+    return compared, agreement
