@@ -38,6 +38,34 @@ class Settings(BaseSettings):
         description="Where the MLflow UI is served (links in Prefect artifacts).",
     )
     env: str = Field(default="local", description="Environment name (local, staging, production).")
+    serve_model_name: str | None = Field(
+        default=None, description="Registered model the online service serves (required to serve)."
+    )
+    serve_alias: str = Field(default="champion", description="Alias the online service serves.")
+    serve_version: str | None = Field(
+        default=None,
+        description="Serve exactly this version (pins it: no alias polling, no rollouts).",
+    )
+    serve_token: str | None = Field(
+        default=None, description="Bearer token the online service requires when set."
+    )
+    serve_max_rows: int = Field(
+        default=10_000, ge=1, description="Most rows one /predict request may carry (else 413)."
+    )
+    serve_reload_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds between re-reads of alias and rollout from the registry (0: never).",
+    )
+    serving_log_dir: Path | None = Field(
+        default=None, description="Folder of the serving log (Parquet); default <home>/serving_log."
+    )
+    serving_log_db_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; when set the serving log also goes to a table."
+    )
+    serving_log_sample_rate: float = Field(
+        default=1.0, ge=0, le=1, description="Share of requests written to the serving log."
+    )
 
     @cached_property
     def home_path(self) -> Path:
@@ -58,6 +86,11 @@ class Settings(BaseSettings):
     def resolved_artifact_location(self) -> str:
         """Artifact root used when an experiment is created."""
         return self.artifact_location or (self.home_path / "mlartifacts").as_uri()
+
+    @property
+    def resolved_serving_log_dir(self) -> Path:
+        """Folder of the serving log."""
+        return (self.serving_log_dir or self.home_path / "serving_log").expanduser().resolve()
 
     @property
     def resolved_snapshot_dir(self) -> Path:
