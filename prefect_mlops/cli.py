@@ -240,6 +240,100 @@ def init(
     typer.echo(f"next: prefect-mlops train --config {written[0]}")
 
 
+@app.command()
+def score(
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for part-<chunk>.parquet files.")
+    ],
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="CSV or Parquet file to score.")
+    ] = None,
+    sql_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL to read `--query` from (instead of --data).")
+    ] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query, with --sql-url.")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Pin a model version; default: the alias.")
+    ] = None,
+    alias: Annotated[str, typer.Option(help="Alias used when no --version.")] = "champion",
+    chunk_size: Annotated[
+        int, typer.Option(help="Rows per chunk; memory grows with this, not the file.")
+    ] = 50_000,
+    id_column: Annotated[
+        str | None, typer.Option(help="Column copied next to each prediction.")
+    ] = None,
+    probabilities: Annotated[
+        bool, typer.Option("--probabilities", help="Add proba_<class> columns (classifiers).")
+    ] = False,
+    parallelism: Annotated[
+        int, typer.Option(help="Chunks scored at once on the default runner.")
+    ] = 2,
+    dask: Annotated[
+        bool, typer.Option("--dask", help="Run on a Dask cluster (local unless --dask-address).")
+    ] = False,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Scheduler of a running Dask cluster, e.g. tcp://host:8786 (implies --dask)."
+        ),
+    ] = None,
+    dask_workers: Annotated[
+        int, typer.Option(help="Worker processes of the local Dask cluster.")
+    ] = 2,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace part files already in --output.")
+    ] = False,
+) -> None:
+    """Score a file (or a SQL query) with the champion or a pinned version, in chunks.
+
+    Writes `part-<chunk>.parquet` files (id column, request_id, prediction, model_name,
+    model_version) and `_scoring_summary.json` into --output; runs the `batch-scoring` flow on
+    Prefect's default runner, or on Dask with --dask. Exit code 1 names the bad input (unknown
+    model or version, missing file or feature column, output already written).
+
+    Example: `prefect-mlops score --model churn-demo --data new.csv --output scored/`
+    """
+    _quiet_environment()
+    from pydantic import ValidationError
+
+    from prefect_mlops.config import format_validation_error
+    from prefect_mlops.flows.scoring import run_batch_scoring
+    from prefect_mlops.scoring import ScoringConfig
+
+    raw = {
+        "model_name": model,
+        "alias": alias,
+        "version": version,
+        "data": {"path": data, "sql_url": sql_url, "query": query},
+        "output_dir": str(output),
+        "chunk_size": chunk_size,
+        "runner": "dask" if dask or dask_address else "default",
+        "parallelism": parallelism,
+        "dask_address": dask_address,
+        "dask_workers": dask_workers,
+        "id_column": id_column,
+        "include_probabilities": probabilities,
+        "overwrite": overwrite,
+    }
+    try:
+        config = ScoringConfig.model_validate(raw)
+    except ValidationError as exc:
+        _fail(format_validation_error(exc, "score options"))
+    try:
+        summary = run_batch_scoring(config)
+    except MLOpsError as exc:
+        _fail(str(exc))
+    typer.secho(
+        f"{summary.model_name} v{summary.model_version}: scored {summary.rows:,} rows in "
+        f"{summary.chunks} chunk(s), {summary.wall_seconds:.1f} s "
+        f"({summary.rows_per_second:,.0f} rows/s, runner {summary.runner})",
+        fg=typer.colors.GREEN,
+        bold=True,
+    )
+    typer.echo(f"  output: {summary.output_dir}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

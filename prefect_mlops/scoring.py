@@ -1,0 +1,773 @@
+"""Batch scoring with a registered model, in chunks of bounded size (no Prefect in here).
+
+The pieces, in the order the ``batch-scoring`` flow uses them:
+
+* :class:`ScoringConfig` — the flow's one parameter: model (alias or pinned version), input
+  (:class:`~prefect_mlops.config.DataSource`: CSV/Parquet file or SQL query), output folder,
+  chunk size and runner (Prefect's default thread-pool runner, or Dask through prefect-dask).
+* :func:`resolve_model` — alias → version (or the pinned version) and the feature columns from
+  the model's MLflow signature; :class:`ScoringError` names an unknown model, version or alias.
+* :func:`stage_chunks` — streams the input (``ParquetFile.iter_batches``, ``read_csv(chunksize=)``,
+  ``read_sql_query(chunksize=)``) and writes each chunk of at most ``chunk_size`` rows, with only
+  the columns scoring needs, as ``<staging>/chunk-<i:05d>.parquet``. The columns are checked
+  against the model's features *before* anything is written; memory holds one chunk at a time.
+* :func:`score_chunk` — one chunk in, the scored frame out; :func:`score_chunk_file` does it from
+  a staged file to ``<output_dir>/part-<i:05d>.parquet`` (written atomically), loading the model
+  once per process (:func:`load_model_cached`).
+* :func:`summarize` — rows, chunks, wall time, rows/s, model version, output files.
+
+Output columns: the id column (when ``id_column`` is set), ``request_id``, ``prediction``, one
+``proba_<class>`` per class (``include_probabilities``, classifiers only), ``model_name``,
+``model_version``.
+
+``request_id`` is ``<job_id>-<chunk:05d>-<row:07d>``: the job id (the Prefect flow run id, or
+``ScoringConfig.job_id``), the chunk number and the row's position in its chunk. It is
+deterministic for a job (re-running a chunk gives the same ids), unique within the job, and
+``request_id.rsplit("-", 2)`` gives back the job, chunk and row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from prefect_mlops.config import DataSource, format_validation_error
+from prefect_mlops.errors import ConfigError, DataIngestError, MLOpsError
+
+PART_PREFIX = "part-"
+STAGING_PREFIX = ".staging-"
+SUMMARY_FILE = "_scoring_summary.json"
+RESERVED_COLUMNS = ("request_id", "prediction", "model_name", "model_version")
+
+
+class ScoringError(MLOpsError):
+    """Batch scoring cannot run: unknown model/version/alias, missing feature columns, or an
+    output folder that already holds results."""
+
+
+class ScoringConfig(BaseModel):
+    """Everything the batch-scoring flow needs: model, input, output, chunking and runner."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = Field(min_length=1, description="Registered model name in MLflow.")
+    alias: str = Field(
+        default="champion",
+        min_length=1,
+        description="Alias of the version to score with; ignored when `version` is set.",
+    )
+    version: str | None = Field(
+        default=None, description="Pin a model version (e.g. '3'); wins over `alias`."
+    )
+    data: DataSource = Field(description="The rows to score: a CSV/Parquet file or a SQL query.")
+    output_dir: str = Field(
+        min_length=1, description="Folder for part-<chunk>.parquet files and the summary JSON."
+    )
+    chunk_size: int = Field(
+        default=50_000, ge=1, description="Rows per chunk; memory grows with this, not the input."
+    )
+    runner: Literal["default", "dask"] = Field(
+        default="default",
+        description="'default': Prefect's thread-pool runner in this process; 'dask': a Dask "
+        "cluster through prefect-dask (see dask_address / dask_workers).",
+    )
+    parallelism: int = Field(
+        default=2,
+        ge=1,
+        description="Chunks scored at once on the default runner (each holds one chunk in memory).",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="Address of a running Dask scheduler (tcp://host:8786); default: start a "
+        "local cluster. Its workers must reach the MLflow stores and the input/output folders.",
+    )
+    dask_workers: int = Field(
+        default=2, ge=1, description="Worker processes of the local Dask cluster (1 thread each)."
+    )
+    id_column: str | None = Field(
+        default=None, description="Column copied into the output next to each prediction."
+    )
+    include_probabilities: bool = Field(
+        default=False, description="Add proba_<class> columns (classifiers only)."
+    )
+    predict_threads: int | None = Field(
+        default=1,
+        ge=1,
+        description="OpenMP threads per predict call (1 avoids oversubscription when chunks run "
+        "in parallel); null leaves the library default.",
+    )
+    overwrite: bool = Field(
+        default=False,
+        description="Replace part files already in output_dir (else an error names them).",
+    )
+    job_id: str | None = Field(
+        default=None,
+        description="Prefix of the request ids; default: the Prefect flow run id.",
+    )
+    keep_staging: bool = Field(
+        default=False, description="Keep the staged input chunks after scoring (for debugging)."
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> ScoringConfig:
+        if self.id_column and self.id_column in RESERVED_COLUMNS:
+            raise ValueError(f"id_column {self.id_column!r} clashes with an output column")
+        if self.dask_address and self.runner != "dask":
+            raise ValueError("dask_address needs runner: dask")
+        return self
+
+    @property
+    def model_ref(self) -> str:
+        """``name/version`` or ``name@alias``, as the user asked for it."""
+        if self.version:
+            return f"{self.model_name}/{self.version}"
+        return f"{self.model_name}@{self.alias}"
+
+    @classmethod
+    def from_mapping(cls, data: Any, source: str = "scoring config") -> ScoringConfig:
+        """Validate a mapping; raise ConfigError naming every bad field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, source)) from exc
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """The exact model version a scoring job uses, and the columns it reads."""
+
+    model_name: str
+    version: str
+    model_uri: str
+    features: list[str]
+    feature_types: dict[str, str]
+    tracking_uri: str
+    registry_uri: str
+    requested: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (JSON-ready)."""
+        return asdict(self)
+
+
+def resolve_model(config: ScoringConfig, tracking_uri: str, registry_uri: str) -> ResolvedModel:
+    """Resolve ``config``'s alias (or pinned version) to one version and read its features.
+
+    The features are the input names of the model's MLflow signature (``feature_names_in_`` of
+    the loaded model when it has no signature). Raises ScoringError naming the model for an
+    unknown model, version or alias.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from prefect_mlops.registry import _is_not_found, get_alias_version
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+    name = config.model_name
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if _is_not_found(exc):
+            known = sorted(m.name for m in client.search_registered_models(max_results=50))
+            raise ScoringError(
+                f"registered model {name!r} not found in the registry {registry_uri}; "
+                f"known models: {known or 'none'}"
+            ) from exc
+        raise
+    if config.version:
+        try:
+            version = str(client.get_model_version(name, str(config.version)).version)
+        except MlflowException as exc:
+            raise ScoringError(
+                f"model {name!r} has no version {config.version!r}; see "
+                f"`prefect-mlops models {name}`"
+            ) from exc
+    else:
+        mv = get_alias_version(client, name, config.alias)
+        if mv is None:
+            raise ScoringError(
+                f"model {name!r} has no alias {config.alias!r}; pin a version or promote one "
+                f"(`prefect-mlops promote {name} VERSION`)"
+            )
+        version = str(mv.version)
+    model_uri = f"models:/{name}/{version}"
+    _point_mlflow(tracking_uri, registry_uri)
+    features, types = _signature_features(model_uri)
+    if not features:
+        model = load_model_cached(model_uri, tracking_uri, registry_uri)
+        names = getattr(model, "feature_names_in_", None)
+        if names is None:
+            raise ScoringError(
+                f"model {model_uri} has no MLflow signature and no feature_names_in_; log it "
+                f"with a signature so its input columns are known"
+            )
+        features, types = [str(n) for n in names], {}
+    return ResolvedModel(
+        model_name=name,
+        version=version,
+        model_uri=model_uri,
+        features=features,
+        feature_types=types,
+        tracking_uri=tracking_uri,
+        registry_uri=registry_uri,
+        requested=config.model_ref,
+    )
+
+
+def _signature_features(model_uri: str) -> tuple[list[str], dict[str, str]]:
+    """Input names and types of the model's signature (empty when it has none)."""
+    import mlflow
+
+    signature = mlflow.models.get_model_info(model_uri).signature
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        return [], {}
+    names = [str(n) for n in signature.inputs.input_names()]
+    types: dict[str, str] = {}
+    for spec in signature.inputs.inputs:
+        kind = getattr(spec, "type", None)
+        types[str(spec.name)] = str(getattr(kind, "name", kind))
+    return names, types
+
+
+_MODELS: dict[tuple[str, str, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _point_mlflow(tracking_uri: str, registry_uri: str) -> None:
+    import mlflow
+
+    if mlflow.get_tracking_uri() != tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    if mlflow.get_registry_uri() != registry_uri:
+        mlflow.set_registry_uri(registry_uri)
+
+
+def load_model_cached(model_uri: str, tracking_uri: str, registry_uri: str) -> Any:
+    """The scikit-learn model at ``model_uri``, loaded once per process (cached by URI and
+    stores). Tasks call this on the worker, so no model object travels through the task graph."""
+    key = (tracking_uri, registry_uri, model_uri)
+    model = _MODELS.get(key)
+    if model is not None:
+        return model
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            import mlflow
+
+            _point_mlflow(tracking_uri, registry_uri)
+            model = mlflow.sklearn.load_model(model_uri)
+            _MODELS[key] = model
+    return model
+
+
+def clear_model_cache() -> None:
+    """Forget the models loaded in this process."""
+    with _MODELS_LOCK:
+        _MODELS.clear()
+
+
+# --------------------------------------------------------------------------- staging
+
+
+@dataclass(frozen=True)
+class ChunkFile:
+    """One staged chunk of the input."""
+
+    index: int
+    path: str
+    rows: int
+
+
+@dataclass
+class StagingResult:
+    """What :func:`stage_chunks` wrote."""
+
+    staging_dir: str
+    chunks: list[ChunkFile] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        """Rows staged in all chunks."""
+        return sum(c.rows for c in self.chunks)
+
+    @property
+    def max_chunk_rows(self) -> int:
+        """Rows of the largest chunk (bounded by the chunk size)."""
+        return max((c.rows for c in self.chunks), default=0)
+
+
+def needed_columns(features: list[str], config: ScoringConfig) -> list[str]:
+    """The input columns scoring reads: features, the id column, the timestamp column."""
+    cols = list(features)
+    for extra in (config.id_column, _window_column(config.data)):
+        if extra and extra not in cols:
+            cols.append(extra)
+    return cols
+
+
+def _window_column(source: DataSource) -> str | None:
+    """The timestamp column when a since/until window filters rows."""
+    if source.timestamp_column and (source.since or source.until):
+        return source.timestamp_column
+    return None
+
+
+def check_columns(
+    columns: list[str], features: list[str], config: ScoringConfig, where: str
+) -> None:
+    """Raise ScoringError naming every feature (or the id / timestamp column) ``columns`` lack."""
+    present = set(map(str, columns))
+    missing = [c for c in features if c not in present]
+    if missing:
+        raise ScoringError(
+            f"{where} lacks the model's feature column(s) {missing}; the model "
+            f"{config.model_ref} reads {features}"
+        )
+    for label, col in (
+        ("id_column", config.id_column),
+        ("data.timestamp_column", _window_column(config.data)),
+    ):
+        if col and col not in present:
+            raise ScoringError(f"{label} {col!r} is not in {where}; columns are {sorted(present)}")
+
+
+def _where(source: DataSource) -> str:
+    return f"data file {source.path}" if source.path else source.describe()
+
+
+def _check_file(source: DataSource) -> tuple[Path, str]:
+    """The local path and format of ``source``'s file; DataIngestError names a missing one."""
+    from prefect_mlops.data import _is_remote, _local_path, resolve_format
+
+    path = source.path or ""
+    fmt = resolve_format(path, source.format)
+    if _is_remote(path):
+        raise DataIngestError(
+            f"data file {path}: batch scoring streams local files only; copy it locally first"
+        )
+    local = _local_path(path)
+    if not local.exists():
+        raise DataIngestError(f"data file {path} does not exist; check data.path")
+    if local.is_file() and local.stat().st_size == 0:
+        raise DataIngestError(f"data file {path} is empty (0 bytes): it has no rows")
+    return local, fmt
+
+
+def _csv_sep(path: Path) -> str:
+    return "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+
+
+def iter_input_chunks(config: ScoringConfig, features: list[str]) -> Iterator[pd.DataFrame]:
+    """Stream ``config.data`` in frames of at most ``chunk_size`` rows, only needed columns.
+
+    The columns are checked (ScoringError naming the missing ones) before the first frame is
+    yielded. Raises DataIngestError naming the file or query when the input cannot be read.
+    """
+    source, size = config.data, config.chunk_size
+    where = _where(source)
+    cols = needed_columns(features, config)
+    if source.sql_url:
+        yield from _iter_sql(config, features, cols, where)
+        return
+    local, fmt = _check_file(source)
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(local)
+            check_columns(pf.schema_arrow.names, features, config, where)
+            for batch in pf.iter_batches(batch_size=size, columns=cols):
+                yield batch.to_pandas()
+        else:
+            sep = _csv_sep(local)
+            header = pd.read_csv(local, sep=sep, nrows=0)
+            check_columns(list(header.columns), features, config, where)
+            with pd.read_csv(local, sep=sep, usecols=cols, chunksize=size) as reader:
+                yield from reader
+    except MLOpsError:
+        raise
+    except pd.errors.EmptyDataError as exc:
+        raise DataIngestError(f"{where} has no rows (and no header)") from exc
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        kind = "CSV" if fmt == "csv" else "Parquet"
+        raise DataIngestError(f"{where} is not a readable {kind} file: {exc}") from exc
+
+
+def _iter_sql(
+    config: ScoringConfig, features: list[str], cols: list[str], where: str
+) -> Iterator[pd.DataFrame]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    source = config.data
+    try:
+        engine = create_engine(source.sql_url or "")
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise DataIngestError(f"cannot connect to {where}: {exc}") from exc
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(stream_results=True)
+            first = True
+            for frame in pd.read_sql_query(
+                text(source.query or ""), conn, chunksize=config.chunk_size
+            ):
+                if first:
+                    check_columns(list(frame.columns), features, config, where)
+                    first = False
+                yield frame[cols]
+    except (SQLAlchemyError, ImportError, OSError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise DataIngestError(
+            f"SQL query failed on {where}: {type(cause).__name__}: {cause}"
+        ) from exc
+    finally:
+        engine.dispose()
+
+
+def _apply_window(frame: pd.DataFrame, source: DataSource, where: str) -> pd.DataFrame:
+    """Keep the rows in ``[since, until)`` of the timestamp column (possibly none)."""
+    column = _window_column(source)
+    if not column:
+        return frame
+    from prefect_mlops.data import _as_bound, parse_timestamps
+
+    values = parse_timestamps(frame[column], column, where)
+    tz = getattr(values.dtype, "tz", None)
+    mask = values.notna()
+    if source.since is not None:
+        mask &= values >= _as_bound(source.since, tz)
+    if source.until is not None:
+        mask &= values < _as_bound(source.until, tz)
+    return frame.loc[mask.to_numpy()].reset_index(drop=True)
+
+
+def existing_parts(output_dir: str | Path) -> list[Path]:
+    """Part files already in ``output_dir``."""
+    out = Path(output_dir)
+    return sorted(out.glob(f"{PART_PREFIX}*.parquet")) if out.is_dir() else []
+
+
+def check_output_dir(config: ScoringConfig) -> None:
+    """Raise ScoringError when output_dir holds part files and ``overwrite`` is off, or is a
+    file."""
+    out = Path(config.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ScoringError(f"output_dir {out} is a file, not a folder")
+    parts = existing_parts(out)
+    if parts and not config.overwrite:
+        raise ScoringError(
+            f"output_dir {out} already holds {len(parts)} part file(s) ({parts[0].name}, ...); "
+            f"choose another folder or set overwrite: true"
+        )
+
+
+def stage_chunks(config: ScoringConfig, features: list[str], job_id: str) -> StagingResult:
+    """Stream the input and write each chunk as ``<output_dir>/.staging-<job>/chunk-<i>.parquet``.
+
+    Only one chunk is in memory at a time. Nothing is written when the input lacks a feature
+    column (ScoringError) or cannot be read (DataIngestError); a DataIngestError also names an
+    input with no rows. Old part files are removed first when ``overwrite`` is on.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    check_output_dir(config)
+    out = Path(config.output_dir)
+    staging = out / f"{STAGING_PREFIX}{_safe(job_id)}"
+    where = _where(config.data)
+    result = StagingResult(staging_dir=str(staging))
+    try:
+        for frame in iter_input_chunks(config, features):
+            frame = _apply_window(frame, config.data, where)
+            if frame.empty:
+                continue
+            if not result.chunks:
+                staging.mkdir(parents=True, exist_ok=True)
+                for old in existing_parts(out):  # only reached with overwrite on
+                    old.unlink()
+            index = len(result.chunks)
+            path = staging / f"chunk-{index:05d}.parquet"
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+            result.chunks.append(ChunkFile(index=index, path=str(path), rows=len(frame)))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not result.chunks:
+        raise DataIngestError(f"{where} has no rows to score")
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:80]
+
+
+def remove_staging(staging_dir: str) -> None:
+    """Delete a staging folder (ignores a missing one)."""
+    shutil.rmtree(staging_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def request_ids(job_id: str, chunk_index: int, n_rows: int) -> list[str]:
+    """``<job_id>-<chunk:05d>-<row:07d>`` for each row of a chunk."""
+    prefix = f"{job_id}-{chunk_index:05d}-"
+    return [f"{prefix}{i:07d}" for i in range(n_rows)]
+
+
+def _align_dtypes(frame: pd.DataFrame, feature_types: dict[str, str]) -> pd.DataFrame:
+    """Give columns the kind the signature declares where a chunk's inference differs: an
+    all-missing string column read as float goes back to object, integers declared as double
+    become float64 (as at training time)."""
+    changes: dict[str, str] = {}
+    for col, kind in feature_types.items():
+        if col not in frame.columns:
+            continue
+        dtype = frame[col].dtype
+        if kind == "string" and pd.api.types.is_float_dtype(dtype):
+            changes[col] = "object"
+        elif kind in ("double", "float") and pd.api.types.is_integer_dtype(dtype):
+            changes[col] = "float64"
+    return frame.astype(changes) if changes else frame
+
+
+@contextlib.contextmanager
+def _predict_threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n, user_api="openmp"):
+        yield
+
+
+def score_chunk(
+    model: Any,
+    chunk_df: pd.DataFrame,
+    feature_columns: list[str],
+    model_name: str,
+    version: str,
+    chunk_index: int,
+    *,
+    job_id: str,
+    id_column: str | None = None,
+    include_probabilities: bool = False,
+    feature_types: dict[str, str] | None = None,
+    predict_threads: int | None = None,
+) -> pd.DataFrame:
+    """Score one chunk: the id column (if any), ``request_id``, ``prediction``, ``proba_<class>``
+    (if asked and the model has ``predict_proba``), ``model_name``, ``model_version``.
+
+    Raises ScoringError naming the feature columns the chunk lacks.
+    """
+    missing = [c for c in feature_columns if c not in chunk_df.columns]
+    if missing:
+        raise ScoringError(f"chunk {chunk_index} lacks the feature column(s) {missing}")
+    X = _align_dtypes(chunk_df[feature_columns], feature_types or {})
+    out: dict[str, Any] = {}
+    if id_column:
+        out[id_column] = chunk_df[id_column].to_numpy()
+    out["request_id"] = request_ids(job_id, chunk_index, len(chunk_df))
+    import sklearn
+
+    with _predict_threads(predict_threads), sklearn.config_context(assume_finite=True):
+        if include_probabilities and hasattr(model, "predict_proba"):
+            proba = model.predict_proba(X)
+            classes = list(model.classes_)
+            out["prediction"] = pd.Series(classes).to_numpy()[proba.argmax(axis=1)]
+            for j, cls in enumerate(classes):
+                out[f"proba_{cls}"] = proba[:, j]
+        else:
+            out["prediction"] = model.predict(X)
+    out["model_name"] = model_name
+    out["model_version"] = str(version)
+    return pd.DataFrame(out)
+
+
+def write_parquet_atomic(frame: pd.DataFrame, final: Path) -> None:
+    """Write ``frame`` to ``final`` through a temp file in the same folder, then rename."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One scored chunk."""
+
+    index: int
+    rows: int
+    path: str
+    seconds: float
+    worker: str
+
+
+def part_path(output_dir: str | Path, chunk_index: int) -> Path:
+    """``<output_dir>/part-<chunk:05d>.parquet``."""
+    return Path(output_dir) / f"{PART_PREFIX}{chunk_index:05d}.parquet"
+
+
+def score_chunk_file(
+    chunk: ChunkFile,
+    model: ResolvedModel,
+    output_dir: str,
+    job_id: str,
+    *,
+    id_column: str | None = None,
+    include_probabilities: bool = False,
+    predict_threads: int | None = 1,
+) -> ChunkResult:
+    """Score a staged chunk file into ``part-<chunk>.parquet`` (atomic); the model is loaded
+    once per process from ``model.model_uri`` with the stores named in ``model``."""
+    started = time.perf_counter()
+    estimator = load_model_cached(model.model_uri, model.tracking_uri, model.registry_uri)
+    cols = list(model.features)
+    if id_column and id_column not in cols:
+        cols.append(id_column)
+    frame = pd.read_parquet(chunk.path, columns=cols)
+    scored = score_chunk(
+        estimator,
+        frame,
+        model.features,
+        model.model_name,
+        model.version,
+        chunk.index,
+        job_id=job_id,
+        id_column=id_column,
+        include_probabilities=include_probabilities,
+        feature_types=model.feature_types,
+        predict_threads=predict_threads,
+    )
+    final = part_path(output_dir, chunk.index)
+    write_parquet_atomic(scored, final)
+    return ChunkResult(
+        index=chunk.index,
+        rows=len(scored),
+        path=str(final),
+        seconds=time.perf_counter() - started,
+        worker=f"{os.uname().nodename}:{os.getpid()}",
+    )
+
+
+# --------------------------------------------------------------------------- summary
+
+
+class ScoringSummary(BaseModel):
+    """What one batch-scoring job produced."""
+
+    job_id: str = Field(description="Prefix of the request ids (the flow run id by default).")
+    model_name: str
+    model_version: str
+    model_uri: str
+    requested: str = Field(description="The model as asked for: name@alias or name/version.")
+    source: str = Field(description="The input file or SQL query.")
+    output_dir: str
+    output_files: list[str]
+    rows: int
+    chunks: int
+    chunk_size: int
+    max_chunk_rows: int = Field(description="Rows of the largest chunk (≤ chunk_size).")
+    runner: str
+    workers: int = Field(description="Distinct worker processes that scored chunks.")
+    worker_processes: list[str] = Field(description="host:pid of each worker process.")
+    wall_seconds: float
+    staging_seconds: float
+    rows_per_second: float
+
+
+def summarize(
+    config: ScoringConfig,
+    model: ResolvedModel,
+    job_id: str,
+    staging: StagingResult,
+    results: list[ChunkResult],
+    wall_seconds: float,
+    runner: str,
+) -> ScoringSummary:
+    """The job's summary (also written to ``<output_dir>/_scoring_summary.json``)."""
+    results = sorted(results, key=lambda r: r.index)
+    rows = sum(r.rows for r in results)
+    summary = ScoringSummary(
+        job_id=job_id,
+        model_name=model.model_name,
+        model_version=model.version,
+        model_uri=model.model_uri,
+        requested=model.requested,
+        source=config.data.describe(),
+        output_dir=str(Path(config.output_dir).resolve()),
+        output_files=[r.path for r in results],
+        rows=rows,
+        chunks=len(results),
+        chunk_size=config.chunk_size,
+        max_chunk_rows=max((r.rows for r in results), default=0),
+        runner=runner,
+        workers=len({r.worker for r in results}),
+        worker_processes=sorted({r.worker for r in results}),
+        wall_seconds=round(wall_seconds, 3),
+        staging_seconds=round(staging.seconds, 3),
+        rows_per_second=round(rows / wall_seconds, 1) if wall_seconds > 0 else 0.0,
+    )
+    final = Path(config.output_dir) / SUMMARY_FILE
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(summary.model_dump(mode="json"), indent=2))
+    os.replace(tmp, final)
+    return summary
+
+
+def summary_markdown(summary: ScoringSummary) -> str:
+    """The job's summary for the Prefect UI."""
+    files = summary.output_files
+    shown = "\n".join(f"- `{f}`" for f in files[:10])
+    more = f"\n- … and {len(files) - 10} more" if len(files) > 10 else ""
+    return f"""# Batch scoring: {summary.model_name} v{summary.model_version}
+
+| | |
+|---|---|
+| Model | `{summary.model_uri}` (asked for `{summary.requested}`) |
+| Input | `{summary.source}` |
+| Rows scored | {summary.rows:,} |
+| Chunks | {summary.chunks} (size {summary.chunk_size:,}, largest {summary.max_chunk_rows:,}) |
+| Runner | {summary.runner} ({summary.workers} worker process(es)) |
+| Wall time | {summary.wall_seconds:.2f} s (staging {summary.staging_seconds:.2f} s) |
+| Throughput | {summary.rows_per_second:,.0f} rows/s |
+| Request ids | `{summary.job_id}-<chunk>-<row>` |
+| Output | `{summary.output_dir}` |
+
+Output files:
+{shown}{more}
+"""
+
+
+def new_job_id() -> str:
+    """A fresh job id (used outside a Prefect flow run)."""
+    return str(uuid.uuid4())

@@ -1,0 +1,300 @@
+"""Batch scoring end to end: a real Prefect API, a real MLflow registry filled by the real
+training flow, the default runner and a local Dask cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from helpers import churn_config, write_frame
+
+from prefect_mlops import scoring
+from prefect_mlops.demo_data import generate_churn
+from prefect_mlops.errors import DataIngestError
+from prefect_mlops.scoring import ScoringConfig, ScoringError
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+MODEL = "churn-score"
+ROWS = 3000
+
+
+@dataclass
+class Trained:
+    home: Path
+    data_dir: Path
+    csv: Path
+    parquet: Path
+    frame: pd.DataFrame
+    champion: Any  # the champion (v1) loaded in-process
+    dummy: Any  # v2: a DummyClassifier, registered but not blessed
+
+
+@pytest.fixture(scope="module")
+def trained(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """v1 (champion) and v2 (not blessed) of ``churn-score``, trained by the real flow."""
+    import mlflow
+
+    from prefect_mlops.flows.training import continuous_training
+
+    root = tmp_path_factory.mktemp("scoring")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(root / "mlops-home"))
+        for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
+            mp.delenv(key, raising=False)
+        frame = generate_churn(ROWS, seed=11)
+        csv = write_frame(frame, root / "data" / "churn.csv")
+        parquet = write_frame(frame, root / "data" / "churn.parquet")
+        first = continuous_training(churn_config(csv, model_name=MODEL))
+        assert first.version == "1" and first.status == "blessed"
+        dummy = {"class_path": "sklearn.dummy.DummyClassifier", "params": {}}
+        second = continuous_training(churn_config(csv, model_name=MODEL, estimator=dummy))
+        assert second.version == "2" and second.status == "not_blessed"
+        yield Trained(
+            home=root / "mlops-home",
+            data_dir=root / "data",
+            csv=csv,
+            parquet=parquet,
+            frame=pd.read_csv(csv),
+            champion=mlflow.sklearn.load_model(f"models:/{MODEL}/1"),
+            dummy=mlflow.sklearn.load_model(f"models:/{MODEL}/2"),
+        )
+        if mlflow.active_run() is not None:
+            mlflow.end_run()
+
+
+def _config(out: Path, data: dict[str, Any], **overrides: Any) -> ScoringConfig:
+    raw: dict[str, Any] = {
+        "model_name": MODEL,
+        "data": data,
+        "output_dir": str(out),
+        "id_column": "customer_id",
+        "chunk_size": 700,
+    }
+    raw.update(overrides)
+    return ScoringConfig.model_validate(raw)
+
+
+def _read_output(out: Path) -> pd.DataFrame:
+    parts = sorted(out.glob("part-*.parquet"))
+    assert parts, f"no part files in {out}"
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+
+def _features(model: Any) -> list[str]:
+    return list(model.feature_names_in_)
+
+
+def _assert_matches(out: Path, trained: Trained, model: Any, version: str) -> pd.DataFrame:
+    scored = _read_output(out)
+    expected = model.predict(trained.frame[_features(model)])
+    assert len(scored) == len(trained.frame)
+    assert scored["customer_id"].tolist() == trained.frame["customer_id"].tolist()
+    assert (scored["prediction"].to_numpy() == expected).all()
+    assert set(scored["model_version"]) == {version}
+    assert set(scored["model_name"]) == {MODEL}
+    assert scored["request_id"].is_unique
+    return scored
+
+
+# --------------------------------------------------------------------------- flows
+
+
+def test_default_runner_csv_in_chunks_matches_predict(trained: Trained, tmp_path: Path) -> None:
+    from prefect_mlops.flows.scoring import run_batch_scoring
+
+    out = tmp_path / "out"
+    config = _config(
+        out,
+        {"path": str(trained.csv)},
+        include_probabilities=True,
+        keep_staging=True,
+        job_id="job42",
+    )
+    summary = run_batch_scoring(config)
+    scored = _assert_matches(out, trained, trained.champion, "1")
+    # Champion by alias → v1; 3000 rows in chunks of 700 → 5 part files.
+    assert summary.model_version == "1" and summary.requested == f"{MODEL}@champion"
+    assert summary.rows == ROWS and summary.chunks == 5 == len(list(out.glob("part-*.parquet")))
+    assert summary.max_chunk_rows <= 700 and summary.runner == "default"
+    # Bounded memory: no staged chunk holds more than chunk_size rows, and only the columns
+    # scoring reads.
+    staged = sorted(out.glob(".staging-job42/chunk-*.parquet"))
+    assert len(staged) == 5
+    assert max(pq.ParquetFile(p).metadata.num_rows for p in staged) <= 700
+    assert "churned" not in pq.ParquetFile(staged[0]).schema_arrow.names
+    # Probabilities agree with the model; request ids are <job>-<chunk>-<row>.
+    expected_proba = trained.champion.predict_proba(trained.frame[_features(trained.champion)])
+    assert abs(scored["proba_1"].to_numpy() - expected_proba[:, 1]).max() < 1e-12
+    assert scored["request_id"].iloc[0] == "job42-00000-0000000"
+    assert scored["request_id"].iloc[700] == "job42-00001-0000000"
+    assert scored["request_id"].iloc[-1].rsplit("-", 2) == ["job42", "00004", "0000199"]
+    assert list(scored.columns[:3]) == ["customer_id", "request_id", "prediction"]
+    assert (out / scoring.SUMMARY_FILE).exists()
+
+
+def test_parquet_input_with_pinned_version(trained: Trained, tmp_path: Path) -> None:
+    from prefect_mlops.flows.scoring import batch_scoring
+
+    out = tmp_path / "out"
+    summary = batch_scoring(_config(out, {"path": str(trained.parquet)}, version="2"))
+    _assert_matches(out, trained, trained.dummy, "2")
+    assert summary.model_version == "2" and summary.requested == f"{MODEL}/2"
+    assert not list(out.glob(".staging-*"))  # staging removed
+
+
+def test_sql_query_input(trained: Trained, tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from prefect_mlops.flows.scoring import run_batch_scoring
+
+    db = tmp_path / "churn.db"
+    engine = create_engine(f"sqlite:///{db}")
+    trained.frame.to_sql("customers", engine, index=False)
+    engine.dispose()
+    out = tmp_path / "out"
+    data = {"sql_url": f"sqlite:///{db}", "query": "SELECT * FROM customers ORDER BY rowid"}
+    summary = run_batch_scoring(_config(out, data, chunk_size=1000))
+    _assert_matches(out, trained, trained.champion, "1")
+    assert summary.chunks == 3
+
+
+def test_dask_local_cluster_matches_predict(trained: Trained, tmp_path: Path) -> None:
+    from prefect_mlops.flows.scoring import run_batch_scoring
+
+    out = tmp_path / "out"
+    config = _config(out, {"path": str(trained.parquet)}, runner="dask", dask_workers=2)
+    summary = run_batch_scoring(config)
+    _assert_matches(out, trained, trained.champion, "1")
+    assert summary.runner == "dask" and summary.chunks == 5
+    # Every chunk ran in a worker process, not in this one.
+    import os
+
+    assert summary.worker_processes
+    assert all(not w.endswith(f":{os.getpid()}") for w in summary.worker_processes)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_missing_feature_column_names_it_and_writes_nothing(
+    trained: Trained, tmp_path: Path
+) -> None:
+    from prefect_mlops.flows.scoring import batch_scoring
+
+    bad = write_frame(trained.frame.drop(columns=["monthly_charges"]), tmp_path / "bad.csv")
+    out = tmp_path / "out"
+    with pytest.raises(ScoringError, match="monthly_charges"):
+        batch_scoring(_config(out, {"path": str(bad)}))
+    assert not out.exists()
+
+
+def test_unknown_model_is_named(trained: Trained, tmp_path: Path) -> None:
+    from prefect_mlops.flows.scoring import batch_scoring
+
+    out = tmp_path / "out"
+    with pytest.raises(ScoringError, match="no-such-model"):
+        batch_scoring(_config(out, {"path": str(trained.csv)}, model_name="no-such-model"))
+    with pytest.raises(ScoringError, match="no version '99'"):
+        batch_scoring(_config(out, {"path": str(trained.csv)}, version="99"))
+    assert not out.exists()
+
+
+def test_missing_file_is_named(trained: Trained, tmp_path: Path) -> None:
+    from prefect_mlops.flows.scoring import batch_scoring
+
+    missing = tmp_path / "nope.csv"
+    out = tmp_path / "out"
+    with pytest.raises(DataIngestError, match=r"nope\.csv"):
+        batch_scoring(_config(out, {"path": str(missing)}))
+    assert not out.exists()
+
+
+def test_existing_output_needs_overwrite(trained: Trained, tmp_path: Path) -> None:
+    from prefect_mlops.flows.scoring import batch_scoring
+
+    out = tmp_path / "out"
+    batch_scoring(_config(out, {"path": str(trained.parquet)}, chunk_size=2000))
+    with pytest.raises(ScoringError, match="overwrite"):
+        batch_scoring(_config(out, {"path": str(trained.parquet)}, chunk_size=2000))
+    batch_scoring(_config(out, {"path": str(trained.parquet)}, chunk_size=5000, overwrite=True))
+    assert [p.name for p in out.glob("part-*.parquet")] == ["part-00000.parquet"]
+
+
+def test_cli_score_and_bad_input(trained: Trained, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from prefect_mlops.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "out"
+    ok = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            MODEL,
+            "--data",
+            str(trained.csv),
+            "--output",
+            str(out),
+            "--chunk-size",
+            "1500",
+            "--id-column",
+            "customer_id",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "3,000 rows" in ok.output or "3000 rows" in ok.output
+    assert len(list(out.glob("part-*.parquet"))) == 2
+    bad = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            MODEL,
+            "--data",
+            str(tmp_path / "x.csv"),
+            "--output",
+            str(tmp_path / "o2"),
+        ],
+    )
+    assert bad.exit_code == 1
+    assert "x.csv" in bad.output and "error:" in bad.output
+
+
+# --------------------------------------------------------------------------- core, no Prefect
+
+
+def test_stream_never_holds_more_than_a_chunk(trained: Trained) -> None:
+    config = _config(Path("unused"), {"path": str(trained.csv)}, chunk_size=256)
+    sizes = [len(f) for f in scoring.iter_input_chunks(config, ["age", "tenure_months"])]
+    assert sum(sizes) == ROWS and max(sizes) == 256 and len(sizes) == -(-ROWS // 256)
+
+
+def test_score_chunk_is_deterministic(trained: Trained) -> None:
+    chunk = trained.frame.head(50)
+    feats = _features(trained.champion)
+    one = scoring.score_chunk(trained.champion, chunk, feats, MODEL, "1", 3, job_id="j")
+    two = scoring.score_chunk(trained.champion, chunk, feats, MODEL, "1", 3, job_id="j")
+    pd.testing.assert_frame_equal(one, two)
+    assert one["request_id"].iloc[7] == "j-00003-0000007"
+    with pytest.raises(ScoringError, match="age"):
+        scoring.score_chunk(
+            trained.champion, chunk.drop(columns=["age"]), feats, MODEL, "1", 0, job_id="j"
+        )
+
+
+def test_prefect_yaml_deployment_parameters_validate() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    deployments = yaml.safe_load((root / "prefect.yaml").read_text())["deployments"]
+    (dep,) = [d for d in deployments if d["name"] == "batch-scoring"]
+    assert dep["entrypoint"] == "flows/scoring.py:batch_scoring"
+    ScoringConfig.model_validate(dep["parameters"]["config"])
