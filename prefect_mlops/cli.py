@@ -334,6 +334,94 @@ def score(
     typer.echo(f"  output: {summary.output_dir}")
 
 
+@app.command()
+def deploy(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[
+        str | None, typer.Option(help="Candidate version; default: the 'challenger' alias.")
+    ] = None,
+    strategy: Annotated[str, typer.Option(help="blue-green, canary or shadow.")] = "blue-green",
+    latency_slo_ms: Annotated[
+        float, typer.Option(help="Infra-validation: p99 latency must be below (ms).")
+    ] = 500.0,
+    canary_share: Annotated[
+        float, typer.Option(help="Canary: share of live requests for the challenger.")
+    ] = 0.1,
+    min_requests: Annotated[
+        int, typer.Option(help="Canary/shadow: challenger requests to observe.")
+    ] = 100,
+    max_minutes: Annotated[
+        float, typer.Option(help="Canary/shadow: longest observation (minutes).")
+    ] = 30.0,
+) -> None:
+    """Run the model-deployment flow: infra-validate the candidate in a real BentoML server
+    on a loopback port, then roll it out.
+
+    blue-green moves `champion` after validation; canary and shadow need the live service
+    (`prefect-mlops serve`) to receive traffic, read its serving log, then promote or roll back.
+    Exit 0 when promoted (or shadowed), 3 when rolled back, 1 when validation failed.
+
+    Example: `prefect-mlops deploy churn-demo --strategy canary --canary-share 0.2`
+    """
+    _quiet_environment()
+    from pydantic import ValidationError
+
+    from prefect_mlops.config import format_validation_error
+    from prefect_mlops.rollout import DeploymentConfig
+
+    try:
+        config = DeploymentConfig(
+            model_name=name,
+            version=version,
+            strategy=strategy,  # type: ignore[arg-type]
+            latency_slo_ms=latency_slo_ms,
+            canary_share=canary_share,
+            min_requests=min_requests,
+            max_minutes=max_minutes,
+        )
+    except ValidationError as exc:
+        _fail(format_validation_error(exc, "deploy options"))
+    from prefect_mlops.flows.deployment import model_deployment
+
+    try:
+        outcome = model_deployment(config)
+    except MLOpsError as exc:
+        _fail(str(exc))
+    typer.echo(f"{name} v{outcome.version}: {outcome.result.replace('_', ' ')}")
+    typer.echo(f"  reason: {outcome.reason}")
+    typer.echo(f"  {outcome.infra_validation}")
+    raise typer.Exit(EXIT_NOT_BLESSED if outcome.result == "rolled_back" else 0)
+
+
+@app.command()
+def serve(
+    name: Annotated[str, typer.Argument(help="Registered model name to serve.")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    alias: Annotated[str, typer.Option(help="Alias to serve.")] = "champion",
+    version: Annotated[
+        str | None, typer.Option(help="Serve this version instead of the alias.")
+    ] = None,
+) -> None:
+    """Serve a registered model over HTTP with BentoML (`POST /predict`, `/healthz`,
+    `/readyz`, `/metadata`), logging requests to the serving log.
+
+    Set `MLOPS_SERVE_TOKEN` to require a bearer token. Stops on Ctrl-C.
+    """
+    _quiet_environment()
+    import subprocess
+    import sys
+
+    from prefect_mlops.service_process import SERVICE_TARGET
+
+    env = {**os.environ, "MLOPS_SERVE_MODEL_NAME": name, "MLOPS_SERVE_ALIAS": alias}
+    if version:
+        env["MLOPS_SERVE_VERSION"] = version
+    command = [sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET]
+    command += ["--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -84,11 +84,15 @@ def infra_validate(config: DeploymentConfig, version: str) -> InfraValidationRep
             "MLOPS_SERVE_MODEL_NAME": config.model_name,
             "MLOPS_SERVE_VERSION": str(version),
             "MLOPS_SERVING_LOG_DIR": str(Path(tmp) / "serving_log"),
-            "MLOPS_SERVE_TOKEN": "",
         }
         try:
             with run_service(env, startup_timeout=config.startup_timeout_seconds) as service:
-                probe = send_rows(service.url, features, rows_per_request=config.rows_per_request)
+                probe = send_rows(
+                    service.url,
+                    features,
+                    rows_per_request=config.rows_per_request,
+                    token=settings.serve_token,
+                )
         except ServiceStartError as exc:
             report = InfraValidationReport(
                 passed=False, rows=len(features), requests=0, errors=1, mismatches=len(features),
