@@ -412,14 +412,14 @@ def serve(
     import subprocess
     import sys
 
-    from prefect_mlops.service_process import SERVICE_TARGET
+    from prefect_mlops.service_process import SERVICE_TARGET, neutral_working_dir
 
     env = {**os.environ, "MLOPS_SERVE_MODEL_NAME": name, "MLOPS_SERVE_ALIAS": alias}
     if version:
         env["MLOPS_SERVE_VERSION"] = version
     command = [sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET]
     command += ["--host", host, "--port", str(port)]
-    raise typer.Exit(subprocess.call(command, env=env))
+    raise typer.Exit(subprocess.call(command, env=env, cwd=neutral_working_dir()))
 
 
 def main() -> None:

@@ -266,6 +266,8 @@ class TrainingConfig(_Strict):
             raw = yaml.safe_load(path.read_text())
         except FileNotFoundError as exc:
             raise ConfigError(f"config file {path} does not exist") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} cannot be read as text: {exc}") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
         if not isinstance(raw, dict):

@@ -200,17 +200,69 @@ def move_alias(
     return move
 
 
-def _restore_aliases(client: MlflowClient, model_name: str, before: dict[str, str]) -> None:
-    """Put aliases back exactly as in ``before`` (best effort, each alias on its own)."""
-    now = alias_state(client, model_name)
-    for alias in set(now) | set(before):
+@dataclass(frozen=True)
+class AliasSnapshot:
+    """The alias state of a registered model before a change: aliases and remembered champion."""
+
+    aliases: dict[str, str]
+    previous_champion: str | None
+
+
+def snapshot_aliases(client: MlflowClient, model_name: str) -> AliasSnapshot:
+    """The current aliases and ``mlops.previous_champion`` of ``model_name`` (empty if absent)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(model_name)
+    except MlflowException as exc:
+        if _is_not_found(exc):
+            return AliasSnapshot(aliases={}, previous_champion=None)
+        raise
+    return AliasSnapshot(
+        aliases={alias: str(version) for alias, version in model.aliases.items()},
+        previous_champion=model.tags.get(TAG_PREVIOUS_CHAMPION),
+    )
+
+
+def _restore_aliases(client: MlflowClient, model_name: str, before: AliasSnapshot) -> None:
+    """Put aliases and the remembered champion back as in ``before``; record each move back.
+
+    Best effort: each alias on its own, so one failure does not stop the others.
+    """
+    if not _model_exists(client, model_name):
+        return
+    now = snapshot_aliases(client, model_name)
+    for alias in set(now.aliases) | set(before.aliases):
+        target = before.aliases.get(alias)
+        if now.aliases.get(alias) == target:
+            continue
         try:
-            if alias in before and now.get(alias) != before[alias]:
-                client.set_registered_model_alias(model_name, alias, before[alias])
-            elif alias not in before:
+            if target is not None:
+                client.set_registered_model_alias(model_name, alias, target)
+            else:
                 client.delete_registered_model_alias(model_name, alias)
+            _record_move(
+                client,
+                AliasMove(
+                    model_name=model_name,
+                    alias=alias,
+                    from_version=now.aliases.get(alias),
+                    to_version=target,
+                    actor=default_actor(),
+                    reason="restored after a failed registration",
+                    at=datetime.now(UTC).isoformat(),
+                ),
+            )
         except Exception:  # keep restoring the others
             pass
+    with contextlib.suppress(Exception):
+        if before.previous_champion is None:
+            if now.previous_champion is not None:
+                client.delete_registered_model_tag(model_name, TAG_PREVIOUS_CHAMPION)
+        elif now.previous_champion != before.previous_champion:
+            client.set_registered_model_tag(
+                model_name, TAG_PREVIOUS_CHAMPION, before.previous_champion
+            )
 
 
 def create_version(
@@ -282,7 +334,7 @@ def register_model_version(
     ModelRegistrationError raised."""
     from mlflow.exceptions import MlflowException
 
-    before = alias_state(client, model_name)
+    before = snapshot_aliases(client, model_name)
     version: str | None = None
     try:
         version = create_version(
@@ -308,23 +360,24 @@ def register_model_version(
         undo_registration(client, model_name, version, before)
         raise ModelRegistrationError(
             f"registering {model_name} (version {version or 'not created'}) failed: {exc}; "
-            f"aliases restored to {before or 'none'}"
+            f"aliases restored to {before.aliases or 'none'}"
         ) from exc
     return RegistrationResult(
         model_name=model_name,
         version=version,
         model_uri=f"models:/{model_name}/{version}",
         aliases=[m.alias for m in moves],
-        previous_champion=before.get(CHAMPION),
+        previous_champion=before.aliases.get(CHAMPION),
         moves=moves,
     )
 
 
 def undo_registration(
-    client: MlflowClient, model_name: str, version: str | None, aliases_before: dict[str, str]
+    client: MlflowClient, model_name: str, version: str | None, before: AliasSnapshot
 ) -> None:
-    """Restore ``aliases_before`` and delete ``version`` (the compensation of a registration)."""
-    _restore_aliases(client, model_name, aliases_before)
+    """Restore the aliases as in ``before`` and delete ``version`` (the compensation of a
+    registration)."""
+    _restore_aliases(client, model_name, before)
     if version is not None:
         # The version may never have been created.
         with contextlib.suppress(Exception):

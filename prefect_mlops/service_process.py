@@ -43,6 +43,13 @@ class RunningService:
             return ""
 
 
+def neutral_working_dir() -> str:
+    """A folder with no source checkout in it, to start ``bentoml serve`` from."""
+    folder = Path(tempfile.gettempdir()) / "prefect-mlops-serve"
+    folder.mkdir(exist_ok=True)
+    return str(folder)
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -80,8 +87,15 @@ def run_service(
         sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET,
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
+    # Run from a neutral folder: `bentoml serve` puts its working directory first on sys.path,
+    # and a source checkout's prefect_mlops/ folder would hide the installed package mapping.
     process = subprocess.Popen(
-        command, env=child_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        command,
+        env=child_env,
+        cwd=neutral_working_dir(),
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     service = RunningService(
         url=f"http://127.0.0.1:{port}", process=process, log_path=Path(log_file.name)

@@ -61,21 +61,30 @@ def split_frame(
             test=np.sort(order[train_end + n_val :]),
         )
 
-    from sklearn.model_selection import train_test_split
-
     stratify = _stratify_labels(df[target], task) if config.stratify else None
-    rest, test = train_test_split(
-        positions, test_size=n_test, random_state=config.seed, stratify=stratify
-    )
+    rest, test = _split(positions, n_test, config.seed, stratify)
     if n_val == 0:
         return SplitIndices(train=np.sort(rest), validation=np.array([], int), test=np.sort(test))
     strat_rest = stratify[rest] if stratify is not None else None
     if strat_rest is not None and pd.Series(strat_rest).value_counts().min() < 2:
         strat_rest = None
-    train, val = train_test_split(
-        rest, test_size=n_val, random_state=config.seed, stratify=strat_rest
-    )
+    train, val = _split(rest, n_val, config.seed, strat_rest)
     return SplitIndices(train=np.sort(train), validation=np.sort(val), test=np.sort(test))
+
+
+def _split(
+    positions: np.ndarray, size: int, seed: int, stratify: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``train_test_split`` stratified when possible; a part too small to hold every class (or
+    a class too rare) falls back to a plain seeded split."""
+    from sklearn.model_selection import train_test_split
+
+    if stratify is not None:
+        try:
+            return train_test_split(positions, test_size=size, random_state=seed, stratify=stratify)
+        except ValueError:
+            pass
+    return train_test_split(positions, test_size=size, random_state=seed)
 
 
 def _stratify_labels(y: pd.Series, task: str) -> np.ndarray | None:

@@ -43,7 +43,7 @@ def register_version(
     client = registry.mlflow_client(get_settings())
     txn = get_transaction()
     if txn is not None:
-        txn.set("aliases_before", registry.alias_state(client, model_name))
+        txn.set("aliases_before", registry.snapshot_aliases(client, model_name))
         txn.set("model_name", model_name)
     version = registry.create_version(
         client,
@@ -68,7 +68,7 @@ def _undo_registration(txn: Transaction) -> None:
         client,
         txn.get("model_name"),
         txn.get("version", None),
-        txn.get("aliases_before", {}),
+        txn.get("aliases_before"),
     )
 
 

@@ -107,13 +107,6 @@ def test_invalid_field_in_a_file_names_file_and_field(tmp_path: Path) -> None:
     assert "1.5" in message
 
 
-@pytest.mark.xfail(
-    reason="TrainingConfig.from_yaml catches only FileNotFoundError and yaml.YAMLError: a "
-    "directory given as the config path raises a bare IsADirectoryError (and an undecodable "
-    "file a bare UnicodeDecodeError) instead of ConfigError naming the file",
-    raises=(IsADirectoryError, UnicodeDecodeError),
-    strict=True,
-)
 @pytest.mark.parametrize("kind", ["directory", "binary"])
 def test_unreadable_config_path_is_a_config_error(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "train.yaml"

@@ -294,12 +294,6 @@ def test_failed_registration_restores_aliases_and_deletes_the_version(
     assert reg.aliases()["champion"] == "1"
 
 
-@pytest.mark.xfail(
-    reason="register_model_version's undo (_restore_aliases) puts the aliases back without "
-    "recording the compensating moves, so after a failed registration alias_history still "
-    "ends with 'challenger 2 -> 3', pointing at the deleted version 3, while the alias is on 2",
-    strict=True,
-)
 def test_alias_history_after_a_failed_registration_matches_the_aliases(
     reg: Registry, failed_registration: tuple[dict[str, str], list[str], _ChampionMoveFails]
 ) -> None:

@@ -125,14 +125,6 @@ def test_regression_split_is_not_stratified_but_works() -> None:
     assert split.sizes() == {"train": 210, "validation": 30, "test": 60}
 
 
-@pytest.mark.xfail(
-    reason="split_frame stratifies even when the test (or validation) part has fewer rows than "
-    "there are classes; scikit-learn's train_test_split then raises a bare ValueError ('The "
-    "test_size = 2 should be greater or equal to the number of classes = 3') instead of "
-    "falling back to an unstratified split as for rare classes",
-    raises=ValueError,
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("labels", "expected"),
     [
