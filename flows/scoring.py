@@ -140,8 +140,23 @@ def dask_task_runner(config: ScoringConfig) -> Any:
 
 
 def run_batch_scoring(config: ScoringConfig) -> ScoringSummary:
-    """Run :func:`batch_scoring` on the runner ``config.runner`` names."""
-    if config.runner == "dask":
-        return batch_scoring.with_options(task_runner=dask_task_runner(config))(config)
-    runner = ThreadPoolTaskRunner(max_workers=config.parallelism)
-    return batch_scoring.with_options(task_runner=runner)(config)
+    """Run :func:`batch_scoring` on the runner ``config.runner`` names.
+
+    Dask workers are other processes: without a configured ``PREFECT_API_URL`` each would start
+    its own ephemeral Prefect server, so this starts the ephemeral server here first and hands
+    its URL to the workers (through the settings context Prefect serializes with each task).
+    """
+    if config.runner != "dask":
+        runner = ThreadPoolTaskRunner(max_workers=config.parallelism)
+        return batch_scoring.with_options(task_runner=runner)(config)
+    flow_with_dask = batch_scoring.with_options(task_runner=dask_task_runner(config))
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        return flow_with_dask(config)
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        return flow_with_dask(config)

@@ -155,6 +155,7 @@ class ResolvedModel:
     model_name: str
     version: str
     model_uri: str
+    artifact_uri: str
     features: list[str]
     feature_types: dict[str, str]
     tracking_uri: str
@@ -207,10 +208,13 @@ def resolve_model(config: ScoringConfig, tracking_uri: str, registry_uri: str) -
             )
         version = str(mv.version)
     model_uri = f"models:/{name}/{version}"
+    # Workers load from the artifact location itself: no registry lookup (and no database
+    # connection) per worker process.
+    artifact_uri = client.get_model_version_download_uri(name, version)
     _point_mlflow(tracking_uri, registry_uri)
     features, types = _signature_features(model_uri)
     if not features:
-        model = load_model_cached(model_uri, tracking_uri, registry_uri)
+        model = load_model_cached(artifact_uri, tracking_uri, registry_uri)
         names = getattr(model, "feature_names_in_", None)
         if names is None:
             raise ScoringError(
@@ -222,6 +226,7 @@ def resolve_model(config: ScoringConfig, tracking_uri: str, registry_uri: str) -
         model_name=name,
         version=version,
         model_uri=model_uri,
+        artifact_uri=artifact_uri,
         features=features,
         feature_types=types,
         tracking_uri=tracking_uri,
@@ -630,6 +635,8 @@ class ChunkResult:
     path: str
     seconds: float
     worker: str
+    started_at: float = 0.0
+    finished_at: float = 0.0
 
 
 def part_path(output_dir: str | Path, chunk_index: int) -> Path:
@@ -648,9 +655,10 @@ def score_chunk_file(
     predict_threads: int | None = 1,
 ) -> ChunkResult:
     """Score a staged chunk file into ``part-<chunk>.parquet`` (atomic); the model is loaded
-    once per process from ``model.model_uri`` with the stores named in ``model``."""
-    started = time.perf_counter()
-    estimator = load_model_cached(model.model_uri, model.tracking_uri, model.registry_uri)
+    once per process from ``model.artifact_uri`` (the registered version's artifacts; the
+    tracking URI in ``model`` resolves ``mlflow-artifacts:`` locations)."""
+    started, started_at = time.perf_counter(), time.time()
+    estimator = load_model_cached(model.artifact_uri, model.tracking_uri, model.registry_uri)
     cols = list(model.features)
     if id_column and id_column not in cols:
         cols.append(id_column)
@@ -676,6 +684,8 @@ def score_chunk_file(
         path=str(final),
         seconds=time.perf_counter() - started,
         worker=f"{os.uname().nodename}:{os.getpid()}",
+        started_at=started_at,
+        finished_at=time.time(),
     )
 
 
@@ -702,7 +712,11 @@ class ScoringSummary(BaseModel):
     worker_processes: list[str] = Field(description="host:pid of each worker process.")
     wall_seconds: float
     staging_seconds: float
-    rows_per_second: float
+    scoring_seconds: float = Field(
+        description="From the first chunk's start to the last chunk's end (excludes model "
+        "resolution, staging and cluster start-up)."
+    )
+    rows_per_second: float = Field(description="rows / wall_seconds.")
 
 
 def summarize(
@@ -735,6 +749,11 @@ def summarize(
         worker_processes=sorted({r.worker for r in results}),
         wall_seconds=round(wall_seconds, 3),
         staging_seconds=round(staging.seconds, 3),
+        scoring_seconds=round(
+            max((r.finished_at for r in results), default=0.0)
+            - min((r.started_at for r in results), default=0.0),
+            3,
+        ),
         rows_per_second=round(rows / wall_seconds, 1) if wall_seconds > 0 else 0.0,
     )
     final = Path(config.output_dir) / SUMMARY_FILE
@@ -758,7 +777,8 @@ def summary_markdown(summary: ScoringSummary) -> str:
 | Rows scored | {summary.rows:,} |
 | Chunks | {summary.chunks} (size {summary.chunk_size:,}, largest {summary.max_chunk_rows:,}) |
 | Runner | {summary.runner} ({summary.workers} worker process(es)) |
-| Wall time | {summary.wall_seconds:.2f} s (staging {summary.staging_seconds:.2f} s) |
+| Wall time | {summary.wall_seconds:.2f} s (staging {summary.staging_seconds:.2f} s, \
+scoring {summary.scoring_seconds:.2f} s) |
 | Throughput | {summary.rows_per_second:,.0f} rows/s |
 | Request ids | `{summary.job_id}-<chunk>-<row>` |
 | Output | `{summary.output_dir}` |
