@@ -421,7 +421,7 @@ def test_serving_log_survives_a_restart(server: Server, reg: Registry) -> None:
     assert first["latency_ms"] > 0
 
 
-@pytest.mark.parametrize("where", ["http", "sqlite"])
+@pytest.mark.parametrize("where", ["http", pytest.param("sqlite", marks=pytest.mark.slow)])
 def test_unreachable_registry_at_startup_exits_non_zero(
     reg: Registry, tmp_path: Path, where: str
 ) -> None:
@@ -440,3 +440,13 @@ def test_unreachable_registry_at_startup_exits_non_zero(
     assert code != 0
     assert "prefect-mlops service cannot start" in out
     assert MODEL in out
+
+
+def test_bentoml_build_works_offline(tmp_path: Path) -> None:
+    deployments = Path(registry.__file__).resolve().parents[1] / "deployments"
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+    done = subprocess.run(
+        [BENTOML, "build", str(deployments)], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list((tmp_path / "bentoml" / "bentos" / "mlops_model_service").iterdir())
