@@ -30,8 +30,6 @@ MAX_ROWS = 1000
 BENTOML = str(Path(sys.executable).parent / "bentoml")
 SERVICE = "prefect_mlops.deployments.service:ModelService"
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
-
 
 def _free_port() -> int:
     with socket.socket() as s:
