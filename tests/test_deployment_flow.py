@@ -1,0 +1,162 @@
+"""The model-deployment flow against a real BentoML server and a real MLflow registry."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from helpers import churn_config, registry_state, write_frame
+
+from prefect_mlops import registry
+from prefect_mlops.demo_data import generate_churn
+from prefect_mlops.flows.deployment import model_deployment
+from prefect_mlops.flows.training import continuous_training
+from prefect_mlops.rollout import DeploymentConfig, InfraValidationError
+from prefect_mlops.service_process import run_service, send_rows
+from prefect_mlops.settings import get_settings
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+MODEL = "churn-test"
+
+
+@pytest.fixture(scope="module")
+def deploy_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Champion v1 and a blessed, unpromoted challenger v2, both from the real training flow."""
+    home = tmp_path_factory.mktemp("deploy")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(home / "mlops"))
+        data = write_frame(generate_churn(1500, seed=21), home / "churn.csv")
+        continuous_training(churn_config(data))
+        continuous_training(churn_config(data, promote=False))
+        yield home
+
+
+@pytest.fixture
+def in_home(deploy_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MLOPS_HOME", str(deploy_home / "mlops"))
+    return deploy_home
+
+
+def _client():
+    return registry.mlflow_client(get_settings())
+
+
+def _reset_champion(version: str) -> None:
+    client = _client()
+    registry.end_rollout(client, MODEL)
+    if registry.alias_state(client, MODEL).get("champion") != version:
+        registry.promote_version(client, MODEL, version, reason="test reset")
+
+
+def test_infra_validation_failure_is_recorded_and_never_promoted(in_home: Path) -> None:
+    _reset_champion("1")
+    config = DeploymentConfig(model_name=MODEL, version="2", latency_slo_ms=0.001)
+    with pytest.raises(InfraValidationError, match="SLO"):
+        model_deployment(config)
+    assert registry_state(MODEL)[0]["champion"] == "1"
+    tags = _client().get_model_version(MODEL, "2").tags
+    assert tags["mlops.infra_validation"] == "failed"
+    assert "SLO" in tags["mlops.infra_validation.reason"]
+
+
+def test_blue_green_promotes_after_infra_validation(in_home: Path) -> None:
+    _reset_champion("1")
+    outcome = model_deployment(DeploymentConfig(model_name=MODEL, version="2"))
+    assert outcome.result == "promoted"
+    assert registry_state(MODEL)[0]["champion"] == "2"
+    client = _client()
+    assert client.get_registered_model(MODEL).tags[registry.TAG_PREVIOUS_CHAMPION] == "1"
+    tags = client.get_model_version(MODEL, "2").tags
+    assert tags["mlops.infra_validation"] == "passed"
+    assert "0 mismatches" in tags["mlops.infra_validation.reason"]
+    last = registry.alias_history(client, MODEL)[-1]
+    assert (last.alias, last.from_version, last.to_version) == ("champion", "1", "2")
+    assert "blue-green" in last.reason
+
+
+def test_corrupt_candidate_is_not_promoted(in_home: Path, tmp_path: Path) -> None:
+    _reset_champion("1")
+    client = _client()
+    # A copy of v2's model folder whose model file is gone, registered as a new version.
+    original = Path(urlparse(client.get_model_version_download_uri(MODEL, "2")).path)
+    v2_run = client.get_model_version(MODEL, "2").run_id
+    broken = tmp_path / "broken-model"
+    shutil.copytree(original, broken)
+    for path in broken.glob("model.*"):
+        path.unlink()
+    version = registry.create_version(
+        client, model_name=MODEL, model_uri=str(broken), run_id=v2_run, tags={},
+        blessed=True, reason="corrupt copy for the test",
+    )  # fmt: skip
+    config = DeploymentConfig(model_name=MODEL, version=version, startup_timeout_seconds=120)
+    with pytest.raises(InfraValidationError, match="did not start"):
+        model_deployment(config)
+    assert registry_state(MODEL)[0]["champion"] == "1"
+    assert client.get_model_version(MODEL, version).tags["mlops.infra_validation"] == "failed"
+
+
+def _traffic(url: str, stop: threading.Event, failures: list[int]) -> None:
+    rows = generate_churn(20, seed=5).drop(columns=["churned"])
+    while not stop.is_set():
+        result = send_rows(url, rows, rows_per_request=2)
+        failures.append(result.errors)
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [({"max_p99_latency_ms": 5000.0}, "promoted"), ({"max_p99_latency_ms": 0.001}, "rolled_back")],
+    ids=["healthy-canary-promotes", "breaching-canary-rolls-back"],
+)
+def test_canary(in_home: Path, limits: dict, expected: str) -> None:
+    _reset_champion("1")
+    env = {"MLOPS_SERVE_MODEL_NAME": MODEL, "MLOPS_SERVE_RELOAD_SECONDS": "1"}
+    stop, failures = threading.Event(), []
+    with run_service(env) as service:
+        sender = threading.Thread(target=_traffic, args=(service.url, stop, failures))
+        sender.start()
+        try:
+            outcome = model_deployment(
+                DeploymentConfig(
+                    model_name=MODEL, version="2", strategy="canary", canary_share=0.5,
+                    min_requests=15, max_minutes=3, poll_seconds=1, **limits,
+                )
+            )  # fmt: skip
+        finally:
+            stop.set()
+            sender.join(timeout=60)
+    assert outcome.result == expected, outcome.reason
+    assert sum(failures) == 0
+    champion = registry_state(MODEL)[0]["champion"]
+    assert champion == ("2" if expected == "promoted" else "1")
+    assert registry.get_rollout(_client(), MODEL) is None
+    tags = _client().get_model_version(MODEL, "2").tags
+    assert tags["mlops.rollout.result"] == expected
+
+
+def test_shadow_records_agreement(in_home: Path) -> None:
+    _reset_champion("1")
+    env = {"MLOPS_SERVE_MODEL_NAME": MODEL, "MLOPS_SERVE_RELOAD_SECONDS": "1"}
+    stop, failures = threading.Event(), []
+    with run_service(env) as service:
+        sender = threading.Thread(target=_traffic, args=(service.url, stop, failures))
+        sender.start()
+        try:
+            outcome = model_deployment(
+                DeploymentConfig(
+                    model_name=MODEL, version="2", strategy="shadow",
+                    min_requests=10, max_minutes=3, poll_seconds=1,
+                )
+            )  # fmt: skip
+        finally:
+            stop.set()
+            sender.join(timeout=60)
+    assert outcome.result == "shadowed"
+    assert registry_state(MODEL)[0]["champion"] == "1"
+    tags = _client().get_model_version(MODEL, "2").tags
+    assert int(tags["mlops.shadow.rows"]) >= 10
+    # v1 and v2 were trained on the same rows with the same seed: they agree.
+    assert float(tags["mlops.shadow.agreement"]) == pytest.approx(1.0)
