@@ -164,6 +164,7 @@ def test_sql_query_input(trained: Trained, tmp_path: Path) -> None:
     assert summary.chunks == 3
 
 
+@pytest.mark.slow  # ~80 s here: each worker process imports prefect, mlflow and skops
 def test_dask_local_cluster_matches_predict(trained: Trained, tmp_path: Path) -> None:
     from prefect_mlops.flows.scoring import run_batch_scoring
 
@@ -177,6 +178,25 @@ def test_dask_local_cluster_matches_predict(trained: Trained, tmp_path: Path) ->
 
     assert summary.worker_processes
     assert all(not w.endswith(f":{os.getpid()}") for w in summary.worker_processes)
+
+
+def test_dask_runner_is_built_from_config() -> None:
+    from prefect_dask import DaskTaskRunner
+
+    from prefect_mlops.flows.scoring import dask_task_runner
+
+    base = {"model_name": MODEL, "data": {"path": "x.csv"}, "output_dir": "out"}
+    local = dask_task_runner(ScoringConfig.model_validate({**base, "runner": "dask"}))
+    assert isinstance(local, DaskTaskRunner) and local.address is None
+    kwargs = local.cluster_kwargs
+    assert kwargs["n_workers"] == 2 and kwargs["threads_per_worker"] == 1 and kwargs["processes"]
+    assert kwargs["env"]["OMP_NUM_THREADS"] == "1"
+    remote = dask_task_runner(
+        ScoringConfig.model_validate({**base, "runner": "dask", "dask_address": "tcp://h:8786"})
+    )
+    assert remote.address == "tcp://h:8786" and not remote.cluster_kwargs
+    with pytest.raises(ValueError, match="runner: dask"):
+        ScoringConfig.model_validate({**base, "dask_address": "tcp://h:8786"})
 
 
 # --------------------------------------------------------------------------- bad input
