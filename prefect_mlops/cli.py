@@ -244,7 +244,7 @@ def init(
 def score(
     model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder for part-<chunk>.parquet files.")
+        Path, typer.Option("--output", "-o", help="Folder for the part-NNNNN.parquet files.")
     ],
     data: Annotated[
         str | None, typer.Option("--data", "-d", help="CSV or Parquet file to score.")
@@ -264,7 +264,7 @@ def score(
         str | None, typer.Option(help="Column copied next to each prediction.")
     ] = None,
     probabilities: Annotated[
-        bool, typer.Option("--probabilities", help="Add proba_<class> columns (classifiers).")
+        bool, typer.Option("--probabilities", help="Add a proba_CLASS column per class.")
     ] = False,
     parallelism: Annotated[
         int, typer.Option(help="Chunks scored at once on the default runner.")
