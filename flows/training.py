@@ -11,6 +11,7 @@ from prefect.transactions import transaction
 from pydantic import BaseModel, Field
 
 from prefect_mlops.config import TrainingConfig
+from prefect_mlops.data import forget_snapshots
 from prefect_mlops.registry import (
     code_version,
     configure_mlflow,
@@ -77,6 +78,8 @@ def continuous_training(config: TrainingConfig) -> TrainingOutcome:
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
+    finally:
+        forget_snapshots()
     client.set_terminated(run_id, "FINISHED")
     return outcome
 

@@ -420,6 +420,7 @@ def write_snapshot(df: pd.DataFrame, snapshot_dir: Path, source: str) -> Snapsho
             os.chmod(tmp, 0o444)
             os.replace(tmp, final)
         _write_sidecar(back, final.with_suffix(".json"), digest, source)
+        _remember(final, back)
     except OSError as exc:
         raise DataIngestError(
             f"cannot write snapshot {final}: {_first_line(exc)}; check that "
@@ -445,6 +446,30 @@ def read_snapshot(path: str | Path) -> pd.DataFrame:
         raise DataIngestError(
             f"snapshot {path} is not a readable Parquet file: {_first_line(exc)}"
         ) from exc
+
+
+# Snapshots are immutable, so the last one read can be shared by the steps of a flow run
+# instead of each re-reading the file. One entry: memory stays at one frame.
+_SNAPSHOT_CACHE: dict[str, pd.DataFrame] = {}
+
+
+def _remember(path: Path, frame: pd.DataFrame) -> None:
+    _SNAPSHOT_CACHE.clear()
+    _SNAPSHOT_CACHE[str(Path(path).expanduser().resolve())] = frame
+
+
+def load_snapshot(path: str | Path) -> pd.DataFrame:
+    """Like :func:`read_snapshot`, but the most recently written or read snapshot is served
+    from memory. Callers must not modify the returned frame in place."""
+    key = str(Path(path).expanduser().resolve())
+    if key not in _SNAPSHOT_CACHE:
+        _remember(Path(key), read_snapshot(key))
+    return _SNAPSHOT_CACHE[key]
+
+
+def forget_snapshots() -> None:
+    """Drop the in-memory snapshot (at the end of a flow run)."""
+    _SNAPSHOT_CACHE.clear()
 
 
 def verify_snapshot(path: str | Path) -> str:

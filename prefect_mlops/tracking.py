@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 # MLflow keeps a dataset digest in 36 characters; the full digest goes to a dataset tag.
 MLFLOW_DIGEST_CHARS = 32
+SCHEMA_SAMPLE_ROWS = 10_000
 
 
 @contextmanager
@@ -64,6 +65,7 @@ def log_snapshot_input(
 ) -> None:
     """Log ``snapshot`` as an MLflow dataset input (source: snapshot file, digest: content hash)."""
     import mlflow
+    from mlflow.types.utils import _infer_schema
 
     with quiet_mlflow_hints():
         dataset = mlflow.data.from_pandas(
@@ -73,6 +75,10 @@ def log_snapshot_input(
             name=f"snapshot-{snapshot.digest[:12]}",
             digest=snapshot.digest[:MLFLOW_DIGEST_CHARS],
         )
+        # MLflow infers the dataset schema by checking every value of every text column in
+        # Python (~40 s for 1M rows); the dtypes are the same in a sample. ``schema`` is a
+        # cached property, so setting it first keeps the full profile (row count) exact.
+        dataset.__dict__["schema"] = _infer_schema(df.head(SCHEMA_SAMPLE_ROWS))
     with active_run(run_id), quiet_mlflow_hints():
         mlflow.log_input(
             dataset,

@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data import SnapshotRef, read_snapshot, read_table, write_snapshot
+from prefect_mlops.data import SnapshotRef, load_snapshot, read_snapshot, read_table, write_snapshot
 from prefect_mlops.evaluation import infer_task
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.common import retry_transient
@@ -84,7 +84,7 @@ def validate_data(
         validate_frame,
     )
 
-    df = read_snapshot(snapshot.path)
+    df = load_snapshot(snapshot.path)
     source = config.data.describe()
     features = resolve_features(df, config, source)
     profile = DataProfile(task=_task_of(config, df), features=features, n_rows=len(df))

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect_mlops.blessing import BlessingDecision, bless_candidate, default_thresholds
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data import SnapshotRef, read_snapshot, row_hashes
+from prefect_mlops.data import SnapshotRef, load_snapshot, row_hashes
 from prefect_mlops.evaluation import EvaluationResult, evaluate_model
 from prefect_mlops.registry import mlflow_client
 from prefect_mlops.settings import get_settings
@@ -36,7 +36,7 @@ def split_data(
     config: TrainingConfig, snapshot: SnapshotRef, profile: DataProfile, run_id: str
 ) -> SplitIndices:
     """Split the snapshot deterministically; record sizes, seed and each row's hash and part."""
-    df = read_snapshot(snapshot.path)
+    df = load_snapshot(snapshot.path)
     split = split_frame(
         df,
         config.split,
@@ -68,7 +68,7 @@ def train_model(
     run_id: str,
 ) -> TrainedModel:
     """Fit the configured estimator inside the preprocessing pipeline, with the optional search."""
-    df = read_snapshot(snapshot.path)
+    df = load_snapshot(snapshot.path)
     train = df.iloc[split.train]
     features = profile.features
     estimator = build_estimator(config, profile.task, config.split.seed)
@@ -124,7 +124,7 @@ def evaluate_on_test(
     For the candidate (``role='candidate'``) the test predictions are kept as a run artifact
     (``predictions/test.parquet``), so deployment can check a server answers the same.
     """
-    df = read_snapshot(snapshot.path)
+    df = load_snapshot(snapshot.path)
     test = df.iloc[split.test]
     result = evaluate_model(
         model,

@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.transactions import Transaction, get_transaction
 
 from prefect_mlops import registry
-from prefect_mlops.data import SnapshotRef, read_snapshot
+from prefect_mlops.data import SnapshotRef, load_snapshot
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.common import retry_transient
 from prefect_mlops.tracking import log_sklearn_model
@@ -25,7 +25,7 @@ from prefect_mlops.tracking import log_sklearn_model
 )
 def log_model(run_id: str, model: Any, snapshot: SnapshotRef, feature_columns: list[str]) -> str:
     """Log the fitted pipeline (signature, input example, requirements); returns its model URI."""
-    example = read_snapshot(snapshot.path).head(1000)[feature_columns]
+    example = load_snapshot(snapshot.path).head(1000)[feature_columns]
     return log_sklearn_model(run_id, model, example)
 
 
