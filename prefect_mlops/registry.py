@@ -407,7 +407,7 @@ def promote_version(
     client: MlflowClient, model_name: str, version: str, *, reason: str, actor: str | None = None
 ) -> AliasMove:
     """Make ``version`` the champion; the previous champion is remembered."""
-    _require_version(client, model_name, version)
+    require_version(client, model_name, version)
     return move_alias(client, model_name, CHAMPION, version, reason=reason, actor=actor)
 
 
@@ -425,7 +425,7 @@ def rollback_champion(
             f"model {model_name!r} has no previous champion to roll back to "
             f"(tag {TAG_PREVIOUS_CHAMPION} is not set)"
         )
-    _require_version(client, model_name, previous)
+    require_version(client, model_name, previous)
     return move_alias(client, model_name, CHAMPION, previous, reason=reason, actor=actor)
 
 
@@ -451,7 +451,8 @@ def _get_model(client: MlflowClient, model_name: str) -> Any:
         ) from exc
 
 
-def _require_version(client: MlflowClient, model_name: str, version: str) -> None:
+def require_version(client: MlflowClient, model_name: str, version: str) -> None:
+    """Raise ModelRegistrationError naming the model when ``version`` does not exist."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -536,7 +537,7 @@ def start_rollout(
     share outside [0, 1]."""
     if not 0.0 <= share <= 1.0:
         raise ModelRegistrationError(f"rollout share must be within [0, 1], got {share}")
-    _require_version(client, model_name, challenger_version)
+    require_version(client, model_name, challenger_version)
     actor = actor or default_actor()
     move_alias(client, model_name, CHALLENGER, challenger_version, reason=reason, actor=actor)
     rollout = Rollout(
@@ -563,6 +564,6 @@ def set_version_tags(
     client: MlflowClient, model_name: str, version: str, tags: dict[str, str]
 ) -> None:
     """Record ``tags`` on a model version (deployment results, rollout outcomes)."""
-    _require_version(client, model_name, version)
+    require_version(client, model_name, version)
     for key, value in tags.items():
         client.set_model_version_tag(model_name, str(version), key, str(value)[:4900])

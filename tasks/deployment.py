@@ -36,7 +36,7 @@ def resolve_candidate(config: DeploymentConfig) -> str:
     """The candidate version: the configured one, else the version behind ``challenger``."""
     client = _client()
     if config.version:
-        registry.set_version_tags(client, config.model_name, config.version, {})
+        registry.require_version(client, config.model_name, config.version)
         return config.version
     challenger = registry.get_alias_version(client, config.model_name, registry.CHALLENGER)
     if challenger is None:
