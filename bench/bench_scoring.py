@@ -219,7 +219,8 @@ def _table(args: Any, raw: dict[str, float], results: list[tuple[str, Any]], mb:
         f"{args.chunk_size:,} ({-(-rows // args.chunk_size)} chunks); HistGradientBoosting"
         f"(max_iter=100) pipeline; {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"prefect {version('prefect')}, prefect-dask {version('prefect-dask')}, "
-        f"distributed {version('distributed')}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
+        f"distributed {version('distributed')}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+        f"load average at the end {os.getloadavg()[0]:.1f}."
     )
     return header + note + "\n\n" + "\n".join(lines)
 
