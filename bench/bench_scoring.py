@@ -212,6 +212,15 @@ def _table(args: Any, raw: dict[str, float], results: list[tuple[str, Any]], mb:
             f"| {label} | {s.wall_seconds:.2f} | {s.rows_per_second:,.0f} | "
             f"{s.rows_per_second / base:.2f} | {s.scoring_seconds:.2f} | {scoring_rate:,.0f} |"
         )
+    default = next((s for label, s in results if "default runner" in label), None)
+    if default is not None:
+        ratio = default.rows_per_second / base
+        io_ratio = default.rows_per_second / (rows / raw["predict_io_s"])
+        lines.append("")
+        lines.append(
+            f"Goal (default runner >= 0.8x raw predict): {'met' if ratio >= 0.8 else 'NOT met'} "
+            f"({ratio:.2f}x raw in-memory predict, {io_ratio:.2f}x raw read + predict + write)."
+        )
     from importlib.metadata import version
 
     header = (
