@@ -178,7 +178,8 @@ def judge_canary(
     """
     rows = _requests_of(log, version, "challenger")
     n = len(rows)
-    errors = int((rows["status"].astype(str) != "ok").sum()) if n else 0
+    # Server errors count against the challenger; a client's malformed request (4xx) does not.
+    errors = int(rows["status"].astype(str).str.startswith("5").sum()) if n else 0
     error_rate = errors / n if n else 0.0
     p99 = percentile(rows["latency_ms"].to_numpy(), 99) if n else 0.0
     figures = f"{n} challenger requests, error rate {error_rate:.2%}, p99 {p99:.1f} ms"

@@ -160,3 +160,79 @@ def test_shadow_records_agreement(in_home: Path) -> None:
     assert int(tags["mlops.shadow.rows"]) >= 10
     # v1 and v2 were trained on the same rows with the same seed: they agree.
     assert float(tags["mlops.shadow.agreement"]) == pytest.approx(1.0)
+
+
+def _register_fragile_challenger(tmp_path: Path) -> str:
+    """A challenger that raises on some rows: its encoder never saw region 'west' and refuses
+    it (OneHotEncoder(handle_unknown='error')). Its test rows hold no 'west', so it passes
+    infra-validation and breaks only on live traffic."""
+    import mlflow
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from prefect_mlops.tracking import log_frame_artifact, log_sklearn_model
+
+    frame = generate_churn(1500, seed=21)
+    frame = frame[frame["region"] != "west"]
+    numeric = ["tenure_months", "monthly_charges", "total_charges", "support_calls", "age"]
+    categorical = ["contract", "payment_method", "region", "internet_service"]
+    features = frame[numeric + categorical]
+    model = Pipeline(
+        [
+            (
+                "pre",
+                ColumnTransformer(
+                    [
+                        ("num", SimpleImputer(), numeric),
+                        ("cat", OneHotEncoder(handle_unknown="error"), categorical),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=500)),
+        ]
+    ).fit(features, frame["churned"])
+    client = _client()
+    experiment = client.get_experiment_by_name(MODEL).experiment_id
+    run_id = client.create_run(experiment, run_name="fragile-challenger").info.run_id
+    model_uri = log_sklearn_model(run_id, model, features)
+    predictions = features.head(200).copy()
+    predictions["prediction"] = model.predict(features.head(200))
+    log_frame_artifact(client, run_id, predictions, "predictions/test.parquet")
+    client.set_terminated(run_id)
+    assert mlflow.active_run() is None
+    return registry.create_version(
+        client, model_name=MODEL, model_uri=model_uri, run_id=run_id, tags={},
+        blessed=True, reason="fragile challenger for the test",
+    )  # fmt: skip
+
+
+def test_canary_with_a_challenger_that_raises_rolls_back(in_home: Path, tmp_path: Path) -> None:
+    _reset_champion("1")
+    fragile = _register_fragile_challenger(tmp_path)
+    env = {"MLOPS_SERVE_MODEL_NAME": MODEL, "MLOPS_SERVE_RELOAD_SECONDS": "1"}
+    stop, failures = threading.Event(), []
+    with run_service(env) as service:
+        sender = threading.Thread(target=_traffic, args=(service.url, stop, failures))
+        sender.start()
+        try:
+            outcome = model_deployment(
+                DeploymentConfig(
+                    model_name=MODEL, version=fragile, strategy="canary", canary_share=0.5,
+                    min_requests=40, max_minutes=3, poll_seconds=1, max_error_rate=0.05,
+                )
+            )  # fmt: skip
+        finally:
+            stop.set()
+            sender.join(timeout=60)
+    assert outcome.result == "rolled_back", outcome.reason
+    assert "error rate" in outcome.reason
+    assert registry_state(MODEL)[0]["champion"] == "1"
+    assert registry.get_rollout(_client(), MODEL) is None
+    tags = _client().get_model_version(MODEL, fragile).tags
+    assert tags["mlops.rollout.result"] == "rolled_back"
+    assert tags["mlops.infra_validation"] == "passed"
+    # Only challenger requests failed; the champion kept answering.
+    assert sum(failures) > 0
