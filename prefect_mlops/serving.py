@@ -793,7 +793,9 @@ class ServingRuntime:
         self.state: ServingState | None = None
         self.batcher = MicroBatcher(max_batch_rows=settings.serve_max_rows)
         self.log = log_writer or ServingLogWriter(
-            settings.resolved_serving_log_dir, settings.serving_log_db_url
+            settings.resolved_serving_log_dir,
+            settings.serving_log_db_url,
+            flush_seconds=settings.serving_log_flush_seconds,
         )
         self.reload_count = 0
         self.reload_failures = 0

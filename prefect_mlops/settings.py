@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     serving_log_db_url: str | None = Field(
         default=None, description="SQLAlchemy URL; when set the serving log also goes to a table."
     )
+    serving_log_flush_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="The serving log writes a Parquet file at most this often (and at 5,000 "
+        "rows, and on shutdown); longer means fewer, larger files.",
+    )
     serving_log_sample_rate: float = Field(
         default=1.0, ge=0, le=1, description="Share of requests written to the serving log."
     )
