@@ -92,7 +92,8 @@ def test_corrupt_candidate_is_not_promoted(in_home: Path, tmp_path: Path) -> Non
         client, model_name=MODEL, model_uri=str(broken), run_id=v2_run, tags={},
         blessed=True, reason="corrupt copy for the test",
     )  # fmt: skip
-    config = DeploymentConfig(model_name=MODEL, version=version, startup_timeout_seconds=120)
+    # It never becomes ready (the worker cannot load it), so a short wait is enough.
+    config = DeploymentConfig(model_name=MODEL, version=version, startup_timeout_seconds=45)
     with pytest.raises(InfraValidationError, match="did not start"):
         model_deployment(config)
     assert registry_state(MODEL)[0]["champion"] == "1"
@@ -169,9 +170,9 @@ def _register_fragile_challenger(tmp_path: Path) -> str:
     import mlflow
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
+    from sklearn.tree import DecisionTreeClassifier
 
     from prefect_mlops.tracking import log_frame_artifact, log_sklearn_model
 
@@ -191,7 +192,7 @@ def _register_fragile_challenger(tmp_path: Path) -> str:
                     ]
                 ),
             ),
-            ("model", LogisticRegression(max_iter=500)),
+            ("model", DecisionTreeClassifier(max_depth=4, random_state=0)),
         ]
     ).fit(features, frame["churned"])
     client = _client()
