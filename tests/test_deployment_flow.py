@@ -13,7 +13,7 @@ from helpers import churn_config, registry_state, write_frame
 
 from prefect_mlops import registry
 from prefect_mlops.demo_data import generate_churn
-from prefect_mlops.flows.deployment import model_deployment
+from prefect_mlops.flows.deployment import DeploymentOutcome, model_deployment
 from prefect_mlops.flows.training import continuous_training
 from prefect_mlops.rollout import DeploymentConfig, InfraValidationError
 from prefect_mlops.service_process import run_service, send_rows
@@ -100,6 +100,21 @@ def test_corrupt_candidate_is_not_promoted(in_home: Path, tmp_path: Path) -> Non
     assert client.get_model_version(MODEL, version).tags["mlops.infra_validation"] == "failed"
 
 
+def _deploy_under_traffic(config: DeploymentConfig) -> tuple[DeploymentOutcome, list[int]]:
+    """Run the deployment flow while a client sends live traffic to a served champion; returns
+    the outcome and the failed-request count of each traffic round."""
+    env = {"MLOPS_SERVE_MODEL_NAME": MODEL, "MLOPS_SERVE_RELOAD_SECONDS": "1"}
+    stop, failures = threading.Event(), []
+    with run_service(env) as service:
+        sender = threading.Thread(target=_traffic, args=(service.url, stop, failures))
+        sender.start()
+        try:
+            return model_deployment(config), failures
+        finally:
+            stop.set()
+            sender.join(timeout=60)
+
+
 def _traffic(url: str, stop: threading.Event, failures: list[int]) -> None:
     rows = generate_churn(20, seed=5).drop(columns=["churned"])
     while not stop.is_set():
@@ -114,21 +129,12 @@ def _traffic(url: str, stop: threading.Event, failures: list[int]) -> None:
 )
 def test_canary(in_home: Path, limits: dict, expected: str) -> None:
     _reset_champion("1")
-    env = {"MLOPS_SERVE_MODEL_NAME": MODEL, "MLOPS_SERVE_RELOAD_SECONDS": "1"}
-    stop, failures = threading.Event(), []
-    with run_service(env) as service:
-        sender = threading.Thread(target=_traffic, args=(service.url, stop, failures))
-        sender.start()
-        try:
-            outcome = model_deployment(
-                DeploymentConfig(
-                    model_name=MODEL, version="2", strategy="canary", canary_share=0.5,
-                    min_requests=15, max_minutes=3, poll_seconds=1, **limits,
-                )
-            )  # fmt: skip
-        finally:
-            stop.set()
-            sender.join(timeout=60)
+    outcome, failures = _deploy_under_traffic(
+        DeploymentConfig(
+            model_name=MODEL, version="2", strategy="canary", canary_share=0.5,
+            min_requests=15, max_minutes=3, poll_seconds=1, **limits,
+        )
+    )  # fmt: skip
     assert outcome.result == expected, outcome.reason
     assert sum(failures) == 0
     champion = registry_state(MODEL)[0]["champion"]
@@ -140,22 +146,14 @@ def test_canary(in_home: Path, limits: dict, expected: str) -> None:
 
 def test_shadow_records_agreement(in_home: Path) -> None:
     _reset_champion("1")
-    env = {"MLOPS_SERVE_MODEL_NAME": MODEL, "MLOPS_SERVE_RELOAD_SECONDS": "1"}
-    stop, failures = threading.Event(), []
-    with run_service(env) as service:
-        sender = threading.Thread(target=_traffic, args=(service.url, stop, failures))
-        sender.start()
-        try:
-            outcome = model_deployment(
-                DeploymentConfig(
-                    model_name=MODEL, version="2", strategy="shadow",
-                    min_requests=10, max_minutes=3, poll_seconds=1,
-                )
-            )  # fmt: skip
-        finally:
-            stop.set()
-            sender.join(timeout=60)
+    outcome, failures = _deploy_under_traffic(
+        DeploymentConfig(
+            model_name=MODEL, version="2", strategy="shadow",
+            min_requests=10, max_minutes=3, poll_seconds=1,
+        )
+    )  # fmt: skip
     assert outcome.result == "shadowed"
+    assert sum(failures) == 0
     assert registry_state(MODEL)[0]["champion"] == "1"
     tags = _client().get_model_version(MODEL, "2").tags
     assert int(tags["mlops.shadow.rows"]) >= 10
@@ -213,21 +211,12 @@ def _register_fragile_challenger(tmp_path: Path) -> str:
 def test_canary_with_a_challenger_that_raises_rolls_back(in_home: Path, tmp_path: Path) -> None:
     _reset_champion("1")
     fragile = _register_fragile_challenger(tmp_path)
-    env = {"MLOPS_SERVE_MODEL_NAME": MODEL, "MLOPS_SERVE_RELOAD_SECONDS": "1"}
-    stop, failures = threading.Event(), []
-    with run_service(env) as service:
-        sender = threading.Thread(target=_traffic, args=(service.url, stop, failures))
-        sender.start()
-        try:
-            outcome = model_deployment(
-                DeploymentConfig(
-                    model_name=MODEL, version=fragile, strategy="canary", canary_share=0.5,
-                    min_requests=40, max_minutes=3, poll_seconds=1, max_error_rate=0.05,
-                )
-            )  # fmt: skip
-        finally:
-            stop.set()
-            sender.join(timeout=60)
+    outcome, failures = _deploy_under_traffic(
+        DeploymentConfig(
+            model_name=MODEL, version=fragile, strategy="canary", canary_share=0.5,
+            min_requests=40, max_minutes=3, poll_seconds=1, max_error_rate=0.05,
+        )
+    )  # fmt: skip
     assert outcome.result == "rolled_back", outcome.reason
     assert "error rate" in outcome.reason
     assert registry_state(MODEL)[0]["champion"] == "1"
