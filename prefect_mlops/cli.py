@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -162,6 +162,20 @@ def models(
     console.print(table)
 
 
+def _move_champion(action: str, name: str, *args: str, reason: str) -> Any:
+    """Run the registry's alias move ``action`` (``promote_version``, ``rollback_champion``)
+    with the configured client; a registry error exits 1 naming the problem."""
+    _quiet_environment()
+    from prefect_mlops import registry
+    from prefect_mlops.settings import get_settings
+
+    try:
+        client = registry.mlflow_client(get_settings())
+        return getattr(registry, action)(client, name, *args, reason=reason)
+    except MLOpsError as exc:
+        _fail(str(exc))
+
+
 @app.command()
 def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
@@ -169,16 +183,7 @@ def promote(
     reason: Annotated[str, typer.Option(help="Why (recorded with the alias move).")] = "manual",
 ) -> None:
     """Make a version the champion by hand; the previous champion is remembered."""
-    _quiet_environment()
-    from prefect_mlops import registry
-    from prefect_mlops.settings import get_settings
-
-    try:
-        move = registry.promote_version(
-            registry.mlflow_client(get_settings()), name, version, reason=reason
-        )
-    except MLOpsError as exc:
-        _fail(str(exc))
+    move = _move_champion("promote_version", name, version, reason=reason)
     typer.echo(f"{name}: champion v{move.from_version or '-'} → v{move.to_version}")
 
 
@@ -188,16 +193,7 @@ def rollback(
     reason: Annotated[str, typer.Option(help="Why (recorded with the alias move).")] = "manual",
 ) -> None:
     """Point the champion back at the previous champion."""
-    _quiet_environment()
-    from prefect_mlops import registry
-    from prefect_mlops.settings import get_settings
-
-    try:
-        move = registry.rollback_champion(
-            registry.mlflow_client(get_settings()), name, reason=reason
-        )
-    except MLOpsError as exc:
-        _fail(str(exc))
+    move = _move_champion("rollback_champion", name, reason=reason)
     typer.echo(f"{name}: champion v{move.from_version} → v{move.to_version} (rolled back)")
 
 
