@@ -273,6 +273,8 @@ class EvaluationResult:
     slices: dict[str, dict[str, float]] = field(default_factory=dict)
     slice_sizes: dict[str, int] = field(default_factory=dict)
     n_rows: int = 0
+    predictions: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The model's predictions on the evaluated rows (not part of ``to_dict``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict (plain str / float / int), the inverse of ``from_dict``."""
@@ -510,5 +512,10 @@ def evaluate_model(
         )
         sizes[key] = size
     return EvaluationResult(
-        task=resolved, overall=overall, slices=slices, slice_sizes=sizes, n_rows=len(X)
+        task=resolved,
+        overall=overall,
+        slices=slices,
+        slice_sizes=sizes,
+        n_rows=len(X),
+        predictions=y_pred,
     )

@@ -141,7 +141,7 @@ def evaluate_on_test(
     log_json_artifact(client, run_id, result.to_dict(), f"evaluation/{role}.json")
     if role == "candidate":
         predictions = test[profile.features.columns].copy()
-        predictions["prediction"] = model.predict(test[profile.features.columns])
+        predictions["prediction"] = result.predictions
         log_frame_artifact(client, run_id, predictions, "predictions/test.parquet")
     return result
 

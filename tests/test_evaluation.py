@@ -254,6 +254,18 @@ def test_round_trip_to_dict_from_dict(binary_data: tuple[pd.DataFrame, pd.Series
     assert EvaluationResult.from_dict(payload) == result
     with pytest.raises(EvaluationError, match="overall"):
         EvaluationResult.from_dict({"task": "regression"})
+    assert "predictions" not in payload
+
+
+def test_result_keeps_the_predictions_it_scored(
+    binary_data: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    frame, y = binary_data
+    X = frame[["x1", "x2"]]
+    model = LogisticRegression().fit(X, y)
+    result = evaluate_model(model, X, y, "classification")
+    assert result.predictions is not None
+    np.testing.assert_array_equal(result.predictions, model.predict(X))
 
 
 def test_flat_metrics_keys_are_mlflow_safe() -> None:
