@@ -46,13 +46,13 @@ _READ_ERRORS = (
 # --------------------------------------------------------------------------- reading
 
 
-def _is_remote(path: str) -> bool:
+def is_remote_uri(path: str) -> bool:
     """True for a URI with a non-file scheme (s3://, gs://, https://...)."""
     scheme = urlparse(path).scheme
     return "://" in path and scheme not in ("", "file")
 
 
-def _local_path(path: str) -> Path:
+def local_path(path: str) -> Path:
     """The local path of a plain path or a ``file://`` URI."""
     if path.startswith("file://"):
         return Path(unquote(urlparse(path).path))
@@ -68,7 +68,9 @@ def resolve_format(path: str, declared: str = "auto") -> str:
     """
     if declared != "auto":
         return declared
-    suffixes = [s.lower() for s in Path(urlparse(path).path if _is_remote(path) else path).suffixes]
+    suffixes = [
+        s.lower() for s in Path(urlparse(path).path if is_remote_uri(path) else path).suffixes
+    ]
     if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
         suffixes = suffixes[:-1]
     suffix = suffixes[-1] if suffixes else ""
@@ -87,8 +89,8 @@ def _read_file(source: DataSource) -> pd.DataFrame:
     path = source.path or ""
     fmt = resolve_format(path, source.format)
     target: str | Path = path
-    if not _is_remote(path):
-        local = _local_path(path)
+    if not is_remote_uri(path):
+        local = local_path(path)
         if not local.exists():
             raise DataIngestError(
                 f"data file {path} does not exist; check data.path (relative paths resolve "
@@ -192,7 +194,7 @@ def parse_timestamps(series: pd.Series, column: str, where: str) -> pd.Series:
     return parsed
 
 
-def _as_bound(bound: datetime | pd.Timestamp, tz: Any) -> pd.Timestamp:
+def as_time_bound(bound: datetime | pd.Timestamp, tz: Any) -> pd.Timestamp:
     """``bound`` made comparable with a column in time zone ``tz`` (None = naive, taken as UTC)."""
     ts = pd.Timestamp(bound)
     if tz is None:
@@ -230,9 +232,9 @@ def apply_time_filter(
     tz = getattr(values.dtype, "tz", None)
     mask = values.notna()
     if since is not None:
-        mask &= values >= _as_bound(since, tz)
+        mask &= values >= as_time_bound(since, tz)
     if until is not None:
-        mask &= values < _as_bound(until, tz)
+        mask &= values < as_time_bound(until, tz)
     if not mask.any():
         raise DataIngestError(
             f"no rows of {where} have {column!r} in [since={since}, until={until}); "

@@ -138,7 +138,8 @@ def default_actor() -> str:
     return f"user:{getpass.getuser()}"
 
 
-def _is_not_found(exc: Exception) -> bool:
+def is_not_found_error(exc: Exception) -> bool:
+    """True when an MLflow error says the model, version or alias does not exist."""
     code = getattr(exc, "error_code", "")
     return code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower()
 
@@ -150,7 +151,7 @@ def alias_state(client: MlflowClient, model_name: str) -> dict[str, str]:
     try:
         model = client.get_registered_model(model_name)
     except MlflowException as exc:
-        if _is_not_found(exc):
+        if is_not_found_error(exc):
             return {}
         raise
     return {alias: str(version) for alias, version in model.aliases.items()}
@@ -163,7 +164,7 @@ def get_alias_version(client: MlflowClient, model_name: str, alias: str) -> Mode
     try:
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException as exc:
-        if _is_not_found(exc) or "alias" in str(exc).lower():
+        if is_not_found_error(exc) or "alias" in str(exc).lower():
             return None
         raise
 
@@ -215,7 +216,7 @@ def snapshot_aliases(client: MlflowClient, model_name: str) -> AliasSnapshot:
     try:
         model = client.get_registered_model(model_name)
     except MlflowException as exc:
-        if _is_not_found(exc):
+        if is_not_found_error(exc):
             return AliasSnapshot(aliases={}, previous_champion=None)
         raise
     return AliasSnapshot(
@@ -391,7 +392,7 @@ def _model_exists(client: MlflowClient, model_name: str) -> bool:
         client.get_registered_model(model_name)
         return True
     except MlflowException as exc:
-        if _is_not_found(exc):
+        if is_not_found_error(exc):
             return False
         raise
 

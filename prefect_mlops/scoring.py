@@ -177,14 +177,14 @@ def resolve_model(config: ScoringConfig, tracking_uri: str, registry_uri: str) -
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from prefect_mlops.registry import _is_not_found, get_alias_version
+    from prefect_mlops.registry import get_alias_version, is_not_found_error
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
     name = config.model_name
     try:
         client.get_registered_model(name)
     except MlflowException as exc:
-        if _is_not_found(exc):
+        if is_not_found_error(exc):
             known = sorted(m.name for m in client.search_registered_models(max_results=50))
             raise ScoringError(
                 f"registered model {name!r} not found in the registry {registry_uri}; "
@@ -359,15 +359,15 @@ def _where(source: DataSource) -> str:
 
 def _check_file(source: DataSource) -> tuple[Path, str]:
     """The local path and format of ``source``'s file; DataIngestError names a missing one."""
-    from prefect_mlops.data import _is_remote, _local_path, resolve_format
+    from prefect_mlops.data import is_remote_uri, local_path, resolve_format
 
     path = source.path or ""
     fmt = resolve_format(path, source.format)
-    if _is_remote(path):
+    if is_remote_uri(path):
         raise DataIngestError(
             f"data file {path}: batch scoring streams local files only; copy it locally first"
         )
-    local = _local_path(path)
+    local = local_path(path)
     if not local.exists():
         raise DataIngestError(f"data file {path} does not exist; check data.path")
     if local.is_file() and local.stat().st_size == 0:
@@ -451,15 +451,15 @@ def _apply_window(frame: pd.DataFrame, source: DataSource, where: str) -> pd.Dat
     column = _window_column(source)
     if not column:
         return frame
-    from prefect_mlops.data import _as_bound, parse_timestamps
+    from prefect_mlops.data import as_time_bound, parse_timestamps
 
     values = parse_timestamps(frame[column], column, where)
     tz = getattr(values.dtype, "tz", None)
     mask = values.notna()
     if source.since is not None:
-        mask &= values >= _as_bound(source.since, tz)
+        mask &= values >= as_time_bound(source.since, tz)
     if source.until is not None:
-        mask &= values < _as_bound(source.until, tz)
+        mask &= values < as_time_bound(source.until, tz)
     return frame.loc[mask.to_numpy()].reset_index(drop=True)
 
 
