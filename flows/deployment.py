@@ -3,6 +3,8 @@ out blue-green, canary or shadow, promoting or rolling back automatically."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from prefect import flow
@@ -11,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from prefect_mlops.rollout import DeploymentConfig
 from prefect_mlops.tasks.deployment import (
+    check_labels,
     infra_validate,
     promote,
     resolve_candidate,
@@ -42,6 +45,7 @@ class DeploymentOutcome(BaseModel):
 def model_deployment(config: DeploymentConfig) -> DeploymentOutcome:
     """Deploy ``config.version`` (default: the challenger) of ``config.model_name``."""
     version = resolve_candidate(config)
+    labels = check_labels(config, version)
     report = infra_validate(config, version)
     if config.strategy == "blue-green":
         reason = f"blue-green after {report.summary()}"
@@ -52,7 +56,8 @@ def model_deployment(config: DeploymentConfig) -> DeploymentOutcome:
         )  # fmt: skip
     elif config.strategy == "canary":
         rollout = start_rollout(config, version)
-        verdict = watch_canary(config, version, rollout.started_at)
+        with _rolled_back_on_failure(config, version):
+            verdict = watch_canary(config, version, rollout.started_at, labels)
         if verdict.decision == "promote":
             promote(config.model_name, version, f"canary promoted: {verdict.reason}")
             result: Literal["promoted", "rolled_back", "shadowed"] = "promoted"
@@ -65,7 +70,8 @@ def model_deployment(config: DeploymentConfig) -> DeploymentOutcome:
         )  # fmt: skip
     else:
         rollout = start_rollout(config, version)
-        compared, agreement = watch_shadow(config, version, rollout.started_at)
+        with _rolled_back_on_failure(config, version):
+            compared, agreement = watch_shadow(config, version, rollout.started_at)
         reason = f"shadow agreement {agreement:.2%} over {compared} rows"
         if config.promote_after_shadow and compared and agreement >= config.min_agreement:
             promote(config.model_name, version, reason)
@@ -85,3 +91,14 @@ def model_deployment(config: DeploymentConfig) -> DeploymentOutcome:
         f"- infra-validation: {outcome.infra_validation}\n",
     )
     return outcome
+
+
+@contextmanager
+def _rolled_back_on_failure(config: DeploymentConfig, version: str) -> Iterator[None]:
+    """A rollout that cannot be watched (labels gone, registry down, ...) is ended, so all
+    traffic goes back to the champion, before the error is raised."""
+    try:
+        yield
+    except Exception as exc:
+        roll_back(config.model_name, version, f"{config.strategy} aborted: {exc}"[:4900])
+        raise

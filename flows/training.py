@@ -119,6 +119,7 @@ def _train_and_register(
         "mlops.validation.result": f"runs:/{run_id}/validation/gx_result.json",
         "mlops.validation.reference": reference or "current data",
         "mlops.task": profile.task,
+        "mlops.target": config.target,
         "mlops.baseline_version": champion_version or "none",
         "mlops.mlflow_run_id": run_id,
         **{f"mlops.metric.{k}": f"{v:.6g}" for k, v in candidate.overall.items()},

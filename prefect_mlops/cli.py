@@ -349,6 +349,26 @@ def deploy(
     max_minutes: Annotated[
         float, typer.Option(help="Canary/shadow: longest observation (minutes).")
     ] = 30.0,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            help="Canary: CSV/Parquet of late ground truth (request_id, row_index, label), "
+            "re-read while watching; the canary then also judges live quality."
+        ),
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Canary: label column; default: the training target.")
+    ] = None,
+    quality_metric: Annotated[
+        str | None,
+        typer.Option(help="Canary: accuracy/f1 or rmse/mae/r2; default accuracy / rmse."),
+    ] = None,
+    max_quality_drop: Annotated[
+        float, typer.Option(help="Canary: allowed drop of the live metric vs the champion.")
+    ] = 0.02,
+    min_labelled_rows: Annotated[
+        int, typer.Option(help="Canary: labelled challenger rows needed to judge quality.")
+    ] = 50,
 ) -> None:
     """Run the model-deployment flow: infra-validate the candidate in a real BentoML server
     on a loopback port, then roll it out.
@@ -357,7 +377,8 @@ def deploy(
     (`prefect-mlops serve`) to receive traffic, read its serving log, then promote or roll back.
     Exit 0 when promoted (or shadowed), 3 when rolled back, 1 when validation failed.
 
-    Example: `prefect-mlops deploy churn-demo --strategy canary --canary-share 0.2`
+    Example: `prefect-mlops deploy churn-demo --strategy canary --canary-share 0.2
+    --labels labels.csv`
     """
     _quiet_environment()
     from pydantic import ValidationError
@@ -374,6 +395,11 @@ def deploy(
             canary_share=canary_share,
             min_requests=min_requests,
             max_minutes=max_minutes,
+            labels={"path": labels} if labels else None,  # type: ignore[arg-type]
+            label_column=label_column,
+            quality_metric=quality_metric,
+            max_quality_drop=max_quality_drop,
+            min_labelled_rows=min_labelled_rows,
         )
     except ValidationError as exc:
         _fail(format_validation_error(exc, "deploy options"))

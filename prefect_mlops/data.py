@@ -84,7 +84,7 @@ def resolve_format(path: str, declared: str = "auto") -> str:
     )
 
 
-def _read_file(source: DataSource) -> pd.DataFrame:
+def _read_file(source: DataSource, allow_empty: bool = False) -> pd.DataFrame:
     """Read the CSV or Parquet file of ``source``; raise DataIngestError naming the file."""
     path = source.path or ""
     fmt = resolve_format(path, source.format)
@@ -115,12 +115,12 @@ def _read_file(source: DataSource) -> pd.DataFrame:
             f"data file {path} is not a readable {kind} file: {_first_line(exc)}; check the "
             f"file, or set data.format if it is not {kind}"
         ) from exc
-    if df.empty:
+    if df.empty and not allow_empty:
         raise DataIngestError(f"data file {path} has no rows (columns: {list(df.columns)})")
     return df
 
 
-def _read_sql(source: DataSource) -> pd.DataFrame:
+def _read_sql(source: DataSource, allow_empty: bool = False) -> pd.DataFrame:
     """Run the query of ``source``; raise DataIngestError naming the URL without password."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
@@ -143,7 +143,7 @@ def _read_sql(source: DataSource) -> pd.DataFrame:
         ) from exc
     finally:
         engine.dispose()
-    if df.empty:
+    if df.empty and not allow_empty:
         raise DataIngestError(f"SQL query on {where} has no rows (returned 0 rows)")
     return df
 
@@ -243,16 +243,17 @@ def apply_time_filter(
     return df.loc[mask].reset_index(drop=True)
 
 
-def read_table(source: DataSource) -> pd.DataFrame:
+def read_table(source: DataSource, *, allow_empty: bool = False) -> pd.DataFrame:
     """Read the table ``source`` describes.
 
     Returns the frame with ``source.timestamp_column`` (when set) parsed to datetimes and only
     the rows in ``[source.since, source.until)``. Raises DataIngestError naming the file (or
     the SQL URL without password) for a missing, empty or unreadable file, an unknown
     extension, a failing query, a missing or unparseable timestamp column, or a time window
-    that leaves no rows.
+    that leaves no rows. With ``allow_empty`` a file or query with a header but no rows gives
+    an empty frame instead (a table that fills over time, such as late labels).
     """
-    df = _read_sql(source) if source.sql_url else _read_file(source)
+    df = _read_sql(source, allow_empty) if source.sql_url else _read_file(source, allow_empty)
     where = f"data file {source.path}" if source.path else source.describe()
     column = source.timestamp_column
     if column:

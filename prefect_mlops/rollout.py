@@ -1,7 +1,8 @@
 """Verdicts of the model-deployment process, as pure functions over frames.
 
 - infra-validation: do a server's answers equal the offline predictions, fast enough, error-free?
-- canary: is the challenger's live error rate and latency within its thresholds?
+- canary: is the challenger's live error rate and latency within its thresholds, and, when labels
+  arrive, is its live quality no worse than the champion's?
 - shadow: how often do challenger and champion agree on the same requests?
 """
 
@@ -14,7 +15,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from prefect_mlops.config import DataSource
 from prefect_mlops.errors import MLOpsError
+from prefect_mlops.live_quality import LIVE_METRICS, QualityReading
 
 Strategy = Literal["blue-green", "canary", "shadow"]
 
@@ -76,11 +79,49 @@ class DeploymentConfig(BaseModel):
     poll_seconds: float = Field(
         default=5.0, gt=0, description="Canary/shadow: how often the serving log is read."
     )
+    labels: DataSource | None = Field(
+        default=None,
+        description="Canary: ground truth that arrives during the canary, re-read at every "
+        "poll: a CSV/Parquet file or SQL query with `request_id`, `row_index` (for requests of "
+        "several rows) and the label column. With labels the canary also judges live quality.",
+    )
+    label_column: str | None = Field(
+        default=None,
+        description="Canary: the labels' true-value column; default: the model's training "
+        "target (version tag mlops.target).",
+    )
+    quality_metric: str | None = Field(
+        default=None,
+        description="Canary: live quality metric: accuracy or f1 (classifiers), rmse, mae or "
+        "r2 (regressors); default accuracy / rmse.",
+    )
+    max_quality_drop: float = Field(
+        default=0.02,
+        ge=0,
+        description="Canary: roll back when the challenger's live metric is worse than the "
+        "champion's over the same window (else its own offline test metric) by more than this.",
+    )
+    min_labelled_rows: int = Field(
+        default=50,
+        ge=1,
+        description="Canary with labels: labelled challenger rows needed before quality is "
+        "judged; promotion waits for them (too few by max_minutes → roll back).",
+    )
 
     @model_validator(mode="after")
     def _version_text(self) -> DeploymentConfig:
         if self.version is not None and not str(self.version).isdigit():
             raise ValueError(f"version must be a version number, got {self.version!r}")
+        if self.labels is not None and self.strategy != "canary":
+            raise ValueError(
+                f"labels are judged by the canary strategy only; strategy is {self.strategy!r}"
+            )
+        known = sorted({m for metrics in LIVE_METRICS.values() for m in metrics})
+        if self.quality_metric is not None and self.quality_metric not in known:
+            raise ValueError(
+                f"quality_metric {self.quality_metric!r} is not a live metric; choose one of "
+                f"{known}"
+            )
         return self
 
 
@@ -166,15 +207,24 @@ class CanaryVerdict:
     error_rate: float
     p99_ms: float
     reason: str
+    quality: QualityReading | None = None
 
 
 def judge_canary(
-    log: pd.DataFrame, version: str, config: DeploymentConfig, *, timed_out: bool
+    log: pd.DataFrame,
+    version: str,
+    config: DeploymentConfig,
+    *,
+    timed_out: bool,
+    quality: QualityReading | None = None,
 ) -> CanaryVerdict:
-    """Decide from serving-log rows of the challenger (``variant == 'challenger'``).
+    """Decide from serving-log rows of the challenger (``variant == 'challenger'``) and, when
+    labels are configured, from its live ``quality``.
 
-    A breach rolls back as soon as it is seen over at least 10 requests; enough clean requests
-    promote; too little traffic when time is up rolls back (never promote unobserved).
+    A breach rolls back as soon as it is seen (over at least 10 requests, or
+    ``min_labelled_rows`` labelled rows for quality); enough clean requests (and, with labels,
+    enough labelled rows of good quality) promote; too little traffic or too few labels when
+    time is up rolls back (never promote unobserved).
     """
     rows = _requests_of(log, version, "challenger")
     n = len(rows)
@@ -183,34 +233,46 @@ def judge_canary(
     error_rate = errors / n if n else 0.0
     p99 = percentile(rows["latency_ms"].to_numpy(), 99) if n else 0.0
     figures = f"{n} challenger requests, error rate {error_rate:.2%}, p99 {p99:.1f} ms"
+    if quality is not None:
+        figures += f", {quality.describe()}"
+
+    def verdict(decision: Literal["promote", "rollback", "wait"], reason: str) -> CanaryVerdict:
+        return CanaryVerdict(decision, n, error_rate, p99, reason, quality)
+
     if n >= min(10, config.min_requests):
         if error_rate > config.max_error_rate:
-            return CanaryVerdict(
-                "rollback",
-                n,
-                error_rate,
-                p99,
-                f"error rate {error_rate:.2%} > {config.max_error_rate:.2%} ({figures})",
+            return verdict(
+                "rollback", f"error rate {error_rate:.2%} > {config.max_error_rate:.2%} ({figures})"
             )
         if p99 > config.max_p99_latency_ms:
-            return CanaryVerdict(
+            return verdict(
                 "rollback",
-                n,
-                error_rate,
-                p99,
                 f"p99 latency {p99:.1f} ms > {config.max_p99_latency_ms:.1f} ms ({figures})",
             )
-    if n >= config.min_requests:
-        return CanaryVerdict("promote", n, error_rate, p99, f"canary healthy: {figures}")
-    if timed_out:
-        return CanaryVerdict(
+    labelled = quality is None or quality.challenger_rows >= config.min_labelled_rows
+    drop = quality.shortfall() if quality is not None and labelled else None
+    if quality is not None and drop is not None and drop > config.max_quality_drop:
+        return verdict(
             "rollback",
-            n,
-            error_rate,
-            p99,
-            f"only {n} of {config.min_requests} challenger requests before the time limit",
+            f"live {quality.metric} {quality.challenger:.4g} is {drop:.4g} worse than "
+            f"{quality.baseline:.4g} ({quality.baseline_source}; allowed "
+            f"{config.max_quality_drop:g}) ({figures})",
         )
-    return CanaryVerdict("wait", n, error_rate, p99, figures)
+    if n >= config.min_requests and labelled:
+        return verdict("promote", f"canary healthy: {figures}")
+    if timed_out:
+        if n < config.min_requests:
+            return verdict(
+                "rollback",
+                f"only {n} of {config.min_requests} challenger requests before the time limit",
+            )
+        got = quality.challenger_rows if quality is not None else 0
+        return verdict(
+            "rollback",
+            f"only {got} of {config.min_labelled_rows} labelled challenger rows before the "
+            "time limit",
+        )
+    return verdict("wait", figures)
 
 
 def _requests_of(log: pd.DataFrame, version: str, variant: str) -> pd.DataFrame:

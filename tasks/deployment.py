@@ -14,6 +14,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from prefect_mlops import registry
+from prefect_mlops.data import read_table
+from prefect_mlops.live_quality import (
+    LabelSpec,
+    QualityReading,
+    join_labels,
+    prepare_labels,
+    read_quality,
+    resolve_label_spec,
+)
 from prefect_mlops.rollout import (
     CanaryVerdict,
     DeploymentConfig,
@@ -185,16 +194,69 @@ def _log_since(started_at: str) -> pd.DataFrame:
     return log[stamps >= since]
 
 
+@task(name="check-labels", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def check_labels(config: DeploymentConfig, version: str) -> LabelSpec | None:
+    """Before anything moves: the labels source is readable and has the columns the canary
+    needs; returns how to score it (None when no labels are configured)."""
+    if config.labels is None:
+        return None
+    tags = _client().get_model_version(config.model_name, version).tags
+    return resolve_label_spec(
+        read_table(config.labels, allow_empty=True),
+        where=config.labels.describe(),
+        label_column=config.label_column,
+        metric=config.quality_metric,
+        version_tags=dict(tags),
+    )
+
+
+def _live_quality(
+    config: DeploymentConfig, spec: LabelSpec, log: pd.DataFrame, version: str
+) -> QualityReading:
+    assert config.labels is not None
+    labels = prepare_labels(
+        read_table(config.labels, allow_empty=True), spec.label_column, spec.where
+    )
+    return read_quality(
+        join_labels(log, labels, spec.where),
+        version=version,
+        task=spec.task,
+        metric=spec.metric,
+        min_rows=config.min_labelled_rows,
+        offline_baseline=spec.offline_baseline,
+    )
+
+
 @task(name="watch-canary", timeout_seconds=24 * 3600, cache_policy=NO_CACHE)
-def watch_canary(config: DeploymentConfig, version: str, started_at: str) -> CanaryVerdict:
-    """Read the serving log until the canary is judged healthy, breached, or out of time."""
+def watch_canary(
+    config: DeploymentConfig, version: str, started_at: str, labels: LabelSpec | None = None
+) -> CanaryVerdict:
+    """Read the serving log (and the labels, when configured) until the canary is judged
+    healthy, breached, or out of time; records the figures on the version."""
     deadline = time.monotonic() + config.max_minutes * 60
     while True:
         timed_out = time.monotonic() >= deadline
-        verdict = judge_canary(_log_since(started_at), version, config, timed_out=timed_out)
+        log = _log_since(started_at)
+        quality = _live_quality(config, labels, log, version) if labels else None
+        verdict = judge_canary(log, version, config, timed_out=timed_out, quality=quality)
         if verdict.decision != "wait":
-            return verdict
+            break
         time.sleep(config.poll_seconds)
+    tags = {
+        "mlops.canary.requests": str(verdict.requests),
+        "mlops.canary.error_rate": f"{verdict.error_rate:.4f}",
+        "mlops.canary.p99_ms": f"{verdict.p99_ms:.2f}",
+    }
+    if quality is not None:
+        tags["mlops.canary.quality.metric"] = quality.metric
+        tags["mlops.canary.quality.rows"] = str(quality.challenger_rows)
+        if quality.challenger is not None:
+            tags["mlops.canary.quality.value"] = f"{quality.challenger:.6g}"
+        if quality.baseline is not None:
+            tags["mlops.canary.quality.baseline"] = f"{quality.baseline:.6g}"
+            tags["mlops.canary.quality.baseline_source"] = quality.baseline_source
+    registry.set_version_tags(_client(), config.model_name, version, tags)
+    return verdict
 
 
 @task(name="watch-shadow", timeout_seconds=24 * 3600, cache_policy=NO_CACHE)
