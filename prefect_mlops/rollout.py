@@ -101,6 +101,13 @@ class DeploymentConfig(BaseModel):
         description="Canary: roll back when the challenger's live metric is worse than the "
         "champion's over the same window (else its own offline test metric) by more than this.",
     )
+    quality_confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1,
+        description="Canary: roll back on quality only when the challenger is worse by more "
+        "than max_quality_drop with this confidence (bootstrap over the labelled rows).",
+    )
     min_labelled_rows: int = Field(
         default=50,
         ge=1,
@@ -250,13 +257,14 @@ def judge_canary(
                 f"p99 latency {p99:.1f} ms > {config.max_p99_latency_ms:.1f} ms ({figures})",
             )
     labelled = quality is None or quality.challenger_rows >= config.min_labelled_rows
-    drop = quality.shortfall() if quality is not None and labelled else None
-    if quality is not None and drop is not None and drop > config.max_quality_drop:
+    bound = quality.drop_bound if quality is not None and labelled else None
+    if quality is not None and bound is not None and bound > config.max_quality_drop:
         return verdict(
             "rollback",
-            f"live {quality.metric} {quality.challenger:.4g} is {drop:.4g} worse than "
-            f"{quality.baseline:.4g} ({quality.baseline_source}; allowed "
-            f"{config.max_quality_drop:g}) ({figures})",
+            f"live {quality.metric} {quality.challenger:.4g} is {quality.shortfall():.4g} "
+            f"worse than {quality.baseline:.4g} ({quality.baseline_source}): at least "
+            f"{bound:.4g} worse at {quality.confidence:.0%} confidence, allowed "
+            f"{config.max_quality_drop:g} ({figures})",
         )
     if n >= config.min_requests and labelled:
         return verdict("promote", f"canary healthy: {figures}")

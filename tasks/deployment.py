@@ -224,6 +224,7 @@ def _live_quality(
         metric=spec.metric,
         min_rows=config.min_labelled_rows,
         offline_baseline=spec.offline_baseline,
+        confidence=config.quality_confidence,
     )
 
 
@@ -255,6 +256,8 @@ def watch_canary(
         if quality.baseline is not None:
             tags["mlops.canary.quality.baseline"] = f"{quality.baseline:.6g}"
             tags["mlops.canary.quality.baseline_source"] = quality.baseline_source
+        if quality.drop_bound is not None:
+            tags["mlops.canary.quality.drop_bound"] = f"{quality.drop_bound:.6g}"
     registry.set_version_tags(_client(), config.model_name, version, tags)
     return verdict
 

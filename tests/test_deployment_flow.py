@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
 import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
+import httpx
+import pandas as pd
 import pytest
 from helpers import churn_config, registry_state, write_frame
 
 from prefect_mlops import registry
 from prefect_mlops.demo_data import generate_churn
+from prefect_mlops.errors import DataIngestError
 from prefect_mlops.flows.deployment import DeploymentOutcome, model_deployment
 from prefect_mlops.flows.training import continuous_training
 from prefect_mlops.rollout import DeploymentConfig, InfraValidationError
-from prefect_mlops.service_process import run_service, send_rows
+from prefect_mlops.service_process import run_service
 from prefect_mlops.settings import get_settings
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -100,13 +107,16 @@ def test_corrupt_candidate_is_not_promoted(in_home: Path, tmp_path: Path) -> Non
     assert client.get_model_version(MODEL, version).tags["mlops.infra_validation"] == "failed"
 
 
-def _deploy_under_traffic(config: DeploymentConfig) -> tuple[DeploymentOutcome, list[int]]:
+def _deploy_under_traffic(
+    config: DeploymentConfig, labels: Path | None = None
+) -> tuple[DeploymentOutcome, list[int]]:
     """Run the deployment flow while a client sends live traffic to a served champion; returns
-    the outcome and the failed-request count of each traffic round."""
+    the outcome and the failed-request count of each traffic round. With ``labels``, the true
+    value of every answered row is written there (request id + row) as it "arrives"."""
     env = {"MLOPS_SERVE_MODEL_NAME": MODEL, "MLOPS_SERVE_RELOAD_SECONDS": "1"}
     stop, failures = threading.Event(), []
     with run_service(env) as service:
-        sender = threading.Thread(target=_traffic, args=(service.url, stop, failures))
+        sender = threading.Thread(target=_traffic, args=(service.url, stop, failures, labels))
         sender.start()
         try:
             return model_deployment(config), failures
@@ -115,25 +125,66 @@ def _deploy_under_traffic(config: DeploymentConfig) -> tuple[DeploymentOutcome, 
             sender.join(timeout=60)
 
 
-def _traffic(url: str, stop: threading.Event, failures: list[int]) -> None:
-    rows = generate_churn(20, seed=5).drop(columns=["churned"])
-    while not stop.is_set():
-        result = send_rows(url, rows, rows_per_request=2)
-        failures.append(result.errors)
+def _traffic(
+    url: str, stop: threading.Event, failures: list[int], labels_path: Path | None
+) -> None:
+    """2-row requests with our own request ids, in rounds of 20; after each round the failed
+    count is recorded and the labels of the answered rows are (re)written."""
+    frame = generate_churn(400, seed=5)
+    rows = json.loads(frame.drop(columns=["churned"]).to_json(orient="records"))
+    truth = frame["churned"].tolist()
+    labels: list[dict[str, Any]] = []
+    ids = itertools.count()
+    with httpx.Client(base_url=url, timeout=30) as http:
+        while not stop.is_set():
+            errors = 0
+            for _ in range(20):
+                request_id = next(ids)
+                start = (2 * request_id) % len(rows)
+                try:
+                    response = http.post(
+                        "/predict",
+                        json={"records": rows[start : start + 2]},
+                        headers={"X-Request-ID": f"t-{request_id}"},
+                    )
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if not ok:
+                    errors += 1
+                    continue
+                labels.extend(
+                    {"request_id": f"t-{request_id}", "row_index": i, "churned": truth[start + i]}
+                    for i in range(2)
+                )
+            failures.append(errors)
+            if labels_path is not None:
+                tmp = labels_path.with_suffix(".tmp")
+                pd.DataFrame(labels).to_csv(tmp, index=False)
+                os.replace(tmp, labels_path)
+
+
+def _empty_labels(tmp_path: Path) -> Path:
+    path = tmp_path / "labels.csv"
+    path.write_text("request_id,row_index,churned\n")
+    return path
 
 
 @pytest.mark.parametrize(
     ("limits", "expected"),
     [({"max_p99_latency_ms": 5000.0}, "promoted"), ({"max_p99_latency_ms": 0.001}, "rolled_back")],
-    ids=["healthy-canary-promotes", "breaching-canary-rolls-back"],
+    ids=["healthy-canary-with-labels-promotes", "breaching-canary-rolls-back"],
 )
-def test_canary(in_home: Path, limits: dict, expected: str) -> None:
+def test_canary(in_home: Path, tmp_path: Path, limits: dict, expected: str) -> None:
     _reset_champion("1")
+    labels = _empty_labels(tmp_path) if expected == "promoted" else None
+    quality = {"labels": {"path": str(labels)}, "min_labelled_rows": 30} if labels else {}
     outcome, failures = _deploy_under_traffic(
         DeploymentConfig(
             model_name=MODEL, version="2", strategy="canary", canary_share=0.5,
-            min_requests=15, max_minutes=3, poll_seconds=1, **limits,
-        )
+            min_requests=15, max_minutes=3, poll_seconds=1, **limits, **quality,
+        ),
+        labels,
     )  # fmt: skip
     assert outcome.result == expected, outcome.reason
     assert sum(failures) == 0
@@ -142,6 +193,38 @@ def test_canary(in_home: Path, limits: dict, expected: str) -> None:
     assert registry.get_rollout(_client(), MODEL) is None
     tags = _client().get_model_version(MODEL, "2").tags
     assert tags["mlops.rollout.result"] == expected
+    assert int(tags["mlops.canary.requests"]) >= (15 if expected == "promoted" else 10)
+    if labels:
+        # v1 and v2 are the same model: the same live accuracy over the same window.
+        assert tags["mlops.canary.quality.metric"] == "accuracy"
+        assert int(tags["mlops.canary.quality.rows"]) >= 30
+        assert tags["mlops.canary.quality.baseline_source"].startswith("champion live")
+        assert float(tags["mlops.canary.quality.value"]) == pytest.approx(
+            float(tags["mlops.canary.quality.baseline"]), abs=0.2
+        )
+
+
+def test_canary_with_unusable_labels_changes_nothing(in_home: Path, tmp_path: Path) -> None:
+    _reset_champion("1")
+    client = _client()
+    before = (registry_state(MODEL), client.get_model_version(MODEL, "2").tags)
+    bad = tmp_path / "labels.csv"
+    bad.write_text("request_id,label\nt-1,1\n")
+    config = DeploymentConfig(
+        model_name=MODEL, version="2", strategy="canary", labels={"path": str(bad)}
+    )
+    with pytest.raises(
+        DataIngestError, match=r"labels .*labels\.csv: missing column\(s\) \['churned'\]"
+    ):
+        model_deployment(config)
+    missing = DeploymentConfig(
+        model_name=MODEL, version="2", strategy="canary",
+        labels={"path": str(tmp_path / "nowhere.csv")},
+    )  # fmt: skip
+    with pytest.raises(DataIngestError, match=r"nowhere\.csv does not exist"):
+        model_deployment(missing)
+    assert (registry_state(MODEL), client.get_model_version(MODEL, "2").tags) == before
+    assert registry.get_rollout(client, MODEL) is None
 
 
 def test_shadow_records_agreement(in_home: Path) -> None:
@@ -161,10 +244,13 @@ def test_shadow_records_agreement(in_home: Path) -> None:
     assert float(tags["mlops.shadow.agreement"]) == pytest.approx(1.0)
 
 
-def _register_fragile_challenger(tmp_path: Path) -> str:
-    """A challenger that raises on some rows: its encoder never saw region 'west' and refuses
-    it (OneHotEncoder(handle_unknown='error')). Its test rows hold no 'west', so it passes
-    infra-validation and breaks only on live traffic."""
+def _register_challenger(*, fragile: bool = False, inverted: bool = False) -> str:
+    """Register a hand-made challenger (with the offline predictions infra-validation needs).
+
+    ``fragile``: it raises on some rows: its encoder never saw region 'west' and refuses it
+    (OneHotEncoder(handle_unknown='error')); its test rows hold no 'west', so it passes
+    infra-validation and breaks only on live traffic. ``inverted``: trained on the opposite
+    label, so it answers fast and error-free, but wrong."""
     import mlflow
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -175,27 +261,26 @@ def _register_fragile_challenger(tmp_path: Path) -> str:
     from prefect_mlops.tracking import log_frame_artifact, log_sklearn_model
 
     frame = generate_churn(1500, seed=21)
-    frame = frame[frame["region"] != "west"]
+    if fragile:
+        frame = frame[frame["region"] != "west"]
     numeric = ["tenure_months", "monthly_charges", "total_charges", "support_calls", "age"]
     categorical = ["contract", "payment_method", "region", "internet_service"]
     features = frame[numeric + categorical]
+    encoder = OneHotEncoder(handle_unknown="error" if fragile else "ignore")
     model = Pipeline(
         [
             (
                 "pre",
                 ColumnTransformer(
-                    [
-                        ("num", SimpleImputer(), numeric),
-                        ("cat", OneHotEncoder(handle_unknown="error"), categorical),
-                    ]
+                    [("num", SimpleImputer(), numeric), ("cat", encoder, categorical)]
                 ),
             ),
             ("model", DecisionTreeClassifier(max_depth=4, random_state=0)),
         ]
-    ).fit(features, frame["churned"])
+    ).fit(features, 1 - frame["churned"] if inverted else frame["churned"])
     client = _client()
     experiment = client.get_experiment_by_name(MODEL).experiment_id
-    run_id = client.create_run(experiment, run_name="fragile-challenger").info.run_id
+    run_id = client.create_run(experiment, run_name="hand-made-challenger").info.run_id
     model_uri = log_sklearn_model(run_id, model, features)
     predictions = features.head(200).copy()
     predictions["prediction"] = model.predict(features.head(200))
@@ -203,14 +288,38 @@ def _register_fragile_challenger(tmp_path: Path) -> str:
     client.set_terminated(run_id)
     assert mlflow.active_run() is None
     return registry.create_version(
-        client, model_name=MODEL, model_uri=model_uri, run_id=run_id, tags={},
-        blessed=True, reason="fragile challenger for the test",
+        client, model_name=MODEL, model_uri=model_uri, run_id=run_id,
+        tags={"mlops.task": "classification"}, blessed=True, reason="hand-made for the test",
     )  # fmt: skip
+
+
+def test_canary_with_a_worse_challenger_rolls_back_on_live_quality(
+    in_home: Path, tmp_path: Path
+) -> None:
+    _reset_champion("1")
+    inverted = _register_challenger(inverted=True)
+    labels = _empty_labels(tmp_path)
+    outcome, failures = _deploy_under_traffic(
+        DeploymentConfig(
+            model_name=MODEL, version=inverted, strategy="canary", canary_share=0.5,
+            min_requests=15, max_minutes=3, poll_seconds=1, labels={"path": str(labels)},
+            label_column="churned", min_labelled_rows=30,
+        ),
+        labels,
+    )  # fmt: skip
+    assert outcome.result == "rolled_back", outcome.reason
+    assert "live accuracy" in outcome.reason and "champion live" in outcome.reason
+    assert sum(failures) == 0  # fast and error-free: only the labels show it is wrong
+    assert registry_state(MODEL)[0]["champion"] == "1"
+    assert registry.get_rollout(_client(), MODEL) is None
+    tags = _client().get_model_version(MODEL, inverted).tags
+    assert tags["mlops.rollout.result"] == "rolled_back"
+    assert float(tags["mlops.canary.quality.value"]) < float(tags["mlops.canary.quality.baseline"])
 
 
 def test_canary_with_a_challenger_that_raises_rolls_back(in_home: Path, tmp_path: Path) -> None:
     _reset_champion("1")
-    fragile = _register_fragile_challenger(tmp_path)
+    fragile = _register_challenger(fragile=True)
     outcome, failures = _deploy_under_traffic(
         DeploymentConfig(
             model_name=MODEL, version=fragile, strategy="canary", canary_share=0.5,

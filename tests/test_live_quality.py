@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from prefect_mlops.errors import ConfigError, DataIngestError
 from prefect_mlops.live_quality import (
     QualityReading,
+    bootstrap_metric,
     join_labels,
     live_metric,
     prepare_labels,
@@ -165,7 +167,10 @@ def _config(**kwargs: object) -> DeploymentConfig:
 
 
 def _quality(rows: int, value: float, baseline: float = 0.8) -> QualityReading:
-    return QualityReading("accuracy", rows, value, baseline, "champion live, 40 rows")
+    """A reading whose drop is certain (its lower bound is the drop itself)."""
+    return QualityReading(
+        "accuracy", rows, value, baseline, "champion live, 40 rows", drop_bound=baseline - value
+    )
 
 
 def test_canary_waits_for_labels_then_promotes_or_rolls_back_on_quality() -> None:
@@ -177,7 +182,8 @@ def test_canary_waits_for_labels_then_promotes_or_rolls_back_on_quality() -> Non
     assert good.decision == "promote" and "live accuracy 0.79 over 25 rows" in good.reason
     bad = judge_canary(log, "2", config, timed_out=False, quality=_quality(25, 0.7))
     assert bad.decision == "rollback"
-    assert "live accuracy 0.7 is 0.1 worse than 0.8 (champion live, 40 rows" in bad.reason
+    assert "live accuracy 0.7 is 0.1 worse than 0.8 (champion live, 40 rows)" in bad.reason
+    assert "at least 0.1 worse at 95% confidence, allowed 0.02" in bad.reason
     late = judge_canary(log, "2", config, timed_out=True, quality=_quality(5, 0.8))
     assert late.decision == "rollback"
     assert "only 5 of 20 labelled challenger rows" in late.reason
@@ -188,3 +194,43 @@ def test_labels_belong_to_the_canary_and_metrics_are_checked() -> None:
         _config(strategy="shadow")
     with pytest.raises(ValidationError, match="quality_metric 'auc' is not a live metric"):
         _config(quality_metric="auc")
+
+
+def _noisy_log(accuracy_by_variant: dict[str, float], n: int, seed: int) -> pd.DataFrame:
+    """Labelled serving-log rows where each variant is right with the given probability."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for variant, accuracy in accuracy_by_variant.items():
+        truth = rng.integers(0, 2, n)
+        right = rng.random(n) < accuracy
+        served = _served(
+            variant,
+            "2" if variant == "challenger" else "1",
+            list(np.where(right, truth, 1 - truth).tolist()),
+        )
+        frames.append(served.assign(label=truth.tolist()))
+    log = pd.concat(frames, ignore_index=True)
+    log["prediction"] = [json.loads(p) for p in log["prediction"]]
+    return log
+
+
+def test_a_gap_within_sampling_noise_is_not_a_breach_but_a_real_one_is() -> None:
+    # Same true accuracy, 150 rows each: the observed gap is noise; the bound stays low.
+    same = read_quality(
+        _noisy_log({"champion": 0.75, "challenger": 0.75}, 150, seed=3), version="2",
+        task="classification", metric="accuracy", min_rows=30, offline_baseline=None,
+    )  # fmt: skip
+    assert same.drop_bound is not None and same.drop_bound < 0.02
+    worse = read_quality(
+        _noisy_log({"champion": 0.75, "challenger": 0.3}, 150, seed=3), version="2",
+        task="classification", metric="accuracy", min_rows=30, offline_baseline=None,
+    )  # fmt: skip
+    assert worse.shortfall() == pytest.approx(0.45, abs=0.1)
+    assert worse.drop_bound is not None and 0.3 < worse.drop_bound < worse.shortfall()
+
+
+def test_bootstrap_of_a_metric_without_a_vectorised_form() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 200)
+    samples = bootstrap_metric("classification", "f1", truth, truth, resamples=20)
+    assert samples.shape == (20,) and np.allclose(samples, 1.0)
