@@ -224,6 +224,7 @@ def compute_metrics(
         )
     if yt.shape[0] == 0:
         return {}
+    order: tuple[str, ...]
     if task == "classification":
         raw = _classification_metrics(yt, yp, y_proba, classes)
         order = CLASSIFICATION_METRICS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -41,7 +42,7 @@ def write_project(
                 f"{data}: {role} column {column!r} not found; columns: {list(df.columns)}"
             )
     name = model_name or directory.name
-    config = {
+    config: dict[str, Any] = {
         "model_name": name,
         "data": {"path": os.path.relpath(data, directory), "timestamp_column": timestamp_column},
         "target": target,

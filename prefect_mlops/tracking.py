@@ -68,7 +68,7 @@ def log_snapshot_input(
     from mlflow.types.utils import _infer_schema
 
     with quiet_mlflow_hints():
-        dataset = mlflow.data.from_pandas(
+        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
             df,
             source=snapshot.path,
             targets=target if target in df.columns else None,

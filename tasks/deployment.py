@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -172,7 +172,7 @@ def roll_back(model_name: str, version: str, reason: str) -> None:
 @task(name="start-rollout", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def start_rollout(config: DeploymentConfig, version: str) -> registry.Rollout:
     """Start a canary or shadow rollout of ``version`` (the serving process picks it up)."""
-    mode = "canary" if config.strategy == "canary" else "shadow"
+    mode: Literal["canary", "shadow"] = "canary" if config.strategy == "canary" else "shadow"
     return registry.start_rollout(
         _client(),
         config.model_name,
