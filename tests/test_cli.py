@@ -295,3 +295,22 @@ def test_models_of_an_unknown_model_fails(in_trained_home: str) -> None:
     code, output = _invoke("models", "ghost-model")
     assert code == 1
     assert "ghost-model" in output
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--labels", "labels.csv"], "canary strategy only"),
+        (["--strategy", "canary", "--quality-metric", "auc"], "quality_metric 'auc'"),
+        (["--strategy", "canary", "--max-quality-drop", "-1"], "max_quality_drop"),
+    ],
+    ids=["labels-without-canary", "unknown-metric", "negative-drop"],
+)
+def test_deploy_refuses_bad_quality_options_before_anything_runs(
+    in_trained_home: str, options: list[str], named: str
+) -> None:
+    _, before = _invoke("models")
+    code, output = _invoke("deploy", "cli-churn", *options)
+    assert code == 1
+    assert named in output
+    assert _invoke("models")[1] == before
