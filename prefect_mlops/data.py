@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -243,6 +244,19 @@ def apply_time_filter(
     return df.loc[mask].reset_index(drop=True)
 
 
+def normalize_missing(df: pd.DataFrame) -> pd.DataFrame:
+    """Missing values of text (object) columns as NaN, whatever the reader produced (None from
+    Parquet, SQL and JSON; NaN from CSV), so a model sees a missing text value the same way in
+    training, batch scoring and serving (scikit-learn's encoders tell None and NaN apart).
+    Changes ``df`` in place and returns it."""
+    for name in df.select_dtypes(include="object").columns:
+        column = df[name]
+        missing = column.isna()
+        if missing.any():
+            df[name] = column.mask(missing, np.nan)
+    return df
+
+
 def read_table(source: DataSource, *, allow_empty: bool = False) -> pd.DataFrame:
     """Read the table ``source`` describes.
 
@@ -254,6 +268,7 @@ def read_table(source: DataSource, *, allow_empty: bool = False) -> pd.DataFrame
     an empty frame instead (a table that fills over time, such as late labels).
     """
     df = _read_sql(source, allow_empty) if source.sql_url else _read_file(source, allow_empty)
+    normalize_missing(df)
     where = f"data file {source.path}" if source.path else source.describe()
     column = source.timestamp_column
     if column:
@@ -444,11 +459,12 @@ def read_snapshot(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise DataIngestError(f"snapshot {path} does not exist; was the snapshot folder moved?")
     try:
-        return pd.read_parquet(path)
+        frame = pd.read_parquet(path)
     except _READ_ERRORS as exc:
         raise DataIngestError(
             f"snapshot {path} is not a readable Parquet file: {_first_line(exc)}"
         ) from exc
+    return normalize_missing(frame)
 
 
 # Snapshots are immutable, so the last one read can be shared by the steps of a flow run

@@ -18,6 +18,7 @@ from prefect_mlops.data import (
     SnapshotRef,
     apply_time_filter,
     frame_digest,
+    normalize_missing,
     read_snapshot,
     read_table,
     resolve_format,
@@ -86,14 +87,34 @@ def test_read_parquet(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"table{suffix}"
     _frame().to_parquet(path, index=False)
     df = read_table(DataSource(path=str(path), timestamp_column="ts"))
-    pd.testing.assert_frame_equal(df, _frame())
+    pd.testing.assert_frame_equal(df, normalize_missing(_frame()))
+
+
+def test_missing_text_reads_as_nan_from_csv_parquet_sql_and_snapshots(tmp_path: Path) -> None:
+    # Parquet and SQL give None, CSV gives NaN; models must see one of them (NaN) everywhere.
+    frame = pd.DataFrame({"region": ["north", None, "east"], "x": [1.0, None, 3.0]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    frame.to_sql("t", create_engine(url), index=False)
+    sources = [
+        DataSource(path=str(tmp_path / "t.csv")),
+        DataSource(path=str(tmp_path / "t.parquet")),
+        DataSource(sql_url=url, query="select * from t"),
+    ]
+    for source in sources:
+        region = read_table(source)["region"]
+        assert region.iloc[1] is not None and np.isnan(region.iloc[1]), source.describe()
+    ref = write_snapshot(frame, tmp_path / "snaps", source="test")
+    region = read_snapshot(ref.path)["region"]
+    assert region.iloc[1] is not None and np.isnan(region.iloc[1])
 
 
 def test_read_file_uri_and_explicit_format(tmp_path: Path) -> None:
     path = tmp_path / "table.data"
     _frame().to_parquet(path, index=False)
     df = read_table(DataSource(path=path.as_uri(), format="parquet"))
-    pd.testing.assert_frame_equal(df, _frame())
+    pd.testing.assert_frame_equal(df, normalize_missing(_frame()))
 
 
 def test_read_time_window(csv_file: Path) -> None:
@@ -334,7 +355,7 @@ def test_snapshot_roundtrip_keeps_digest(tmp_path: Path) -> None:
     assert ref.path == str((tmp_path / "snaps" / f"{before}.parquet").resolve())
     assert (ref.n_rows, ref.n_columns, ref.source) == (4, 9, "table.csv")
     back = read_snapshot(ref.path)
-    pd.testing.assert_frame_equal(back, df.reset_index(drop=True))
+    pd.testing.assert_frame_equal(back, normalize_missing(df.reset_index(drop=True)))
     assert frame_digest(back) == before
     assert verify_snapshot(ref.path) == before
     assert ref.to_dict() == {
