@@ -1,27 +1,36 @@
-"""The batch-scoring flow: resolve the model → stage the input in chunks → map scoring over the
-chunk files → summary artifacts.
+"""The batch-scoring flow: resolve the model → stream the input into chunk files, submitting each
+to ``score-chunk-file`` as soon as it is written → summary artifacts.
 
-``batch_scoring(config)`` runs on whatever task runner it is given: Prefect's default thread-pool
-runner (chunks scored ``config.parallelism`` at a time, so memory stays bounded) or a
-``DaskTaskRunner``. :func:`run_batch_scoring` picks the runner from ``config.runner``.
+Staging runs in the flow itself (a generator, not a task run: a Prefect generator task keeps its
+task-run context set while the flow body runs between its yields), so chunk ``i`` is scored while
+chunk ``i + 1`` is read. A sliding window keeps a bounded number of chunks in flight: when it is
+full the flow waits for whichever chunk finishes first, then submits the next; memory is bounded
+by chunk size x window, not by the input. A scored chunk's staged file is deleted at once.
+
+``batch_scoring(config)`` runs on whatever task runner it is given, with the same code: Prefect's
+default thread-pool runner (window ``config.parallelism``) or a ``DaskTaskRunner`` (window twice
+the cluster's worker threads, so each worker has its next chunk queued).
+:func:`run_batch_scoring` picks the runner from ``config.runner``.
 """
 
 from __future__ import annotations
 
+import queue
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import FlowRunContext
-from prefect.futures import wait
+from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from prefect_mlops import scoring
 from prefect_mlops.scoring import ScoringConfig, ScoringSummary
 from prefect_mlops.settings import get_settings
-from prefect_mlops.tasks.scoring import resolve_model, score_chunk_file, stage_input
+from prefect_mlops.tasks.scoring import resolve_model, score_chunk_file
 
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -47,13 +56,19 @@ def batch_scoring(config: ScoringConfig) -> ScoringSummary:
         )
     model = resolve_model(config, tracking_uri, registry_uri)
     logger.info("scoring with %s (asked for %s)", model.model_uri, model.requested)
-    staged = stage_input(config, model.features, job_id)
-    logger.info("staged %d rows in %d chunk(s)", staged.rows, len(staged.chunks))
+    staged: list[scoring.ChunkFile] = []
     try:
-        results = _score_all(config, model, staged, job_id, window=_window(config, runner))
+        results = _score_all(
+            config,
+            model,
+            _recorded(scoring.stage_chunks(config, model.features, job_id), staged),
+            job_id,
+            runner,
+        )
     finally:
         if not config.keep_staging:
-            scoring.remove_staging(staged.staging_dir)
+            scoring.remove_staging(scoring.staging_dir(config.output_dir, job_id))
+    logger.info("scored %d rows in %d chunk(s)", sum(c.rows for c in staged), len(staged))
     summary = scoring.summarize(
         config, model, job_id, staged, results, time.perf_counter() - started, runner
     )
@@ -79,28 +94,59 @@ def batch_scoring(config: ScoringConfig) -> ScoringSummary:
     return summary
 
 
+def _recorded(
+    chunks: Iterable[scoring.ChunkFile], into: list[scoring.ChunkFile]
+) -> Iterable[scoring.ChunkFile]:
+    """``chunks``, appending each to ``into`` as it goes by."""
+    for chunk in chunks:
+        into.append(chunk)
+        yield chunk
+
+
 def _score_all(
     config: ScoringConfig,
     model: scoring.ResolvedModel,
-    staged: scoring.StagingResult,
+    chunks: Iterable[scoring.ChunkFile],
     job_id: str,
-    window: int,
+    runner: str,
 ) -> list[scoring.ChunkResult]:
-    """Map ``score_chunk_file`` over the chunk files, ``window`` chunks in flight at a time."""
+    """Submit ``score_chunk_file`` for each chunk as soon as ``chunks`` yields it, with at most
+    ``_window(...)`` chunks in flight; when the window is full, wait for whichever chunk finishes
+    first. A failed chunk raises once the chunks still in flight have finished."""
+    finished: queue.SimpleQueue[PrefectFuture[scoring.ChunkResult]] = queue.SimpleQueue()
+    in_flight: dict[PrefectFuture[scoring.ChunkResult], scoring.ChunkFile] = {}
     results: list[scoring.ChunkResult] = []
-    chunks = staged.chunks
-    for start in range(0, len(chunks), window):
-        futures = score_chunk_file.map(
-            chunks[start : start + window],
-            model=model,
-            output_dir=config.output_dir,
-            job_id=job_id,
-            id_column=config.id_column,
-            include_probabilities=config.include_probabilities,
-            predict_threads=config.predict_threads,
-        )
-        wait(futures)
-        results.extend(futures.result())
+
+    def collect_one() -> None:
+        future = finished.get()
+        chunk = in_flight.pop(future)
+        results.append(future.result())
+        if not config.keep_staging:
+            scoring.remove_staged_chunk(chunk)
+
+    window = 0
+    try:
+        for chunk in chunks:
+            # Sized at the first chunk, so a bad input fails before a Dask cluster starts.
+            window = window or _window(config, runner)
+            while len(in_flight) >= window:
+                collect_one()
+            future = score_chunk_file.submit(
+                chunk,
+                model=model,
+                output_dir=config.output_dir,
+                job_id=job_id,
+                id_column=config.id_column,
+                include_probabilities=config.include_probabilities,
+                predict_threads=config.predict_threads,
+            )
+            in_flight[future] = chunk
+            future.add_done_callback(finished.put)
+        while in_flight:
+            collect_one()
+    except BaseException:
+        wait(list(in_flight))  # no chunk still writing when the staging folder goes
+        raise
     return results
 
 
@@ -116,9 +162,14 @@ def _runner_name() -> str:
 
 
 def _window(config: ScoringConfig, runner: str) -> int:
-    """Chunks in flight at once. The thread-pool runner starts every submitted task, so it gets
-    ``parallelism``; Dask runs one task per worker thread and queues the rest (small)."""
-    return config.parallelism if runner == "default" else 1_000_000
+    """Chunks in flight at once: ``parallelism`` on the thread-pool runner (each running chunk
+    holds one chunk in memory); on Dask twice the cluster's worker threads (at least 2), so each
+    worker has its next chunk queued while it scores one."""
+    if runner != "dask":
+        return config.parallelism
+    ctx = FlowRunContext.get()
+    client = ctx.task_runner.client  # type: ignore[union-attr]  # DaskTaskRunner (runner == "dask")
+    return max(2, 2 * sum(client.nthreads().values()))
 
 
 def dask_task_runner(config: ScoringConfig) -> Any:

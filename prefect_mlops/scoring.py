@@ -7,13 +7,17 @@ The pieces, in the order the ``batch-scoring`` flow uses them:
   chunk size and runner (Prefect's default thread-pool runner, or Dask through prefect-dask).
 * :func:`resolve_model` — alias → version (or the pinned version) and the feature columns from
   the model's MLflow signature; :class:`ScoringError` names an unknown model, version or alias.
-* :func:`stage_chunks` — streams the input (``ParquetFile.iter_batches``, ``read_csv(chunksize=)``,
-  ``read_sql_query(chunksize=)``) and writes each chunk of at most ``chunk_size`` rows, with only
-  the columns scoring needs, as ``<staging>/chunk-<i:05d>.parquet``. The columns are checked
-  against the model's features *before* anything is written; memory holds one chunk at a time.
+* :func:`stage_chunks` — a generator: streams the input (``ParquetFile.iter_batches``,
+  ``read_csv(chunksize=)``, ``read_sql_query(chunksize=)``), writes each chunk of at most
+  ``chunk_size`` rows, with only the columns scoring needs, as ``<staging>/chunk-<i:05d>.arrow``
+  (Arrow IPC, uncompressed: a scratch copy that is cheap to write and read) and yields it at
+  once, so scoring can start on the first chunk while the rest is still being read. The columns
+  are checked against the model's features *before* anything is written; it holds one chunk in
+  memory at a time.
 * :func:`score_chunk` — one chunk in, the scored frame out; :func:`score_chunk_file` does it from
   a staged file to ``<output_dir>/part-<i:05d>.parquet`` (written atomically), loading the model
-  once per process (:func:`load_model_cached`).
+  once per process (:func:`load_model_cached`); :func:`remove_staged_chunk` deletes a scored
+  chunk's file, so the staging folder holds only the chunks not yet scored.
 * :func:`summarize` — rows, chunks, wall time, rows/s, model version, output files.
 
 Output columns: the id column (when ``id_column`` is set), ``request_id``, ``prediction``, one
@@ -37,18 +41,23 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prefect_mlops.config import DataSource, format_validation_error
 from prefect_mlops.errors import ConfigError, DataIngestError, MLOpsError
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 PART_PREFIX = "part-"
 STAGING_PREFIX = ".staging-"
+STAGED_SUFFIX = ".arrow"
 SUMMARY_FILE = "_scoring_summary.json"
 RESERVED_COLUMNS = ("request_id", "prediction", "model_name", "model_version")
 
@@ -292,30 +301,12 @@ def clear_model_cache() -> None:
 
 @dataclass(frozen=True)
 class ChunkFile:
-    """One staged chunk of the input."""
+    """One staged chunk of the input, and the seconds it took to read and write it."""
 
     index: int
     path: str
     rows: int
-
-
-@dataclass
-class StagingResult:
-    """What :func:`stage_chunks` wrote."""
-
-    staging_dir: str
-    chunks: list[ChunkFile] = field(default_factory=list)
     seconds: float = 0.0
-
-    @property
-    def rows(self) -> int:
-        """Rows staged in all chunks."""
-        return sum(c.rows for c in self.chunks)
-
-    @property
-    def max_chunk_rows(self) -> int:
-        """Rows of the largest chunk (bounded by the chunk size)."""
-        return max((c.rows for c in self.chunks), default=0)
 
 
 def needed_columns(features: list[str], config: ScoringConfig) -> list[str]:
@@ -379,11 +370,13 @@ def _csv_sep(path: Path) -> str:
     return "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
 
 
-def iter_input_chunks(config: ScoringConfig, features: list[str]) -> Iterator[pd.DataFrame]:
-    """Stream ``config.data`` in frames of at most ``chunk_size`` rows, only needed columns.
+def iter_input_chunks(config: ScoringConfig, features: list[str]) -> Iterator[pa.Table]:
+    """Stream ``config.data`` as Arrow tables of at most ``chunk_size`` rows, only needed columns.
 
-    The columns are checked (ScoringError naming the missing ones) before the first frame is
-    yielded. Raises DataIngestError naming the file or query when the input cannot be read.
+    Parquet batches stay in Arrow (no pandas round trip); CSV and SQL chunks are read by pandas
+    (its type inference) and converted. The columns are checked (ScoringError naming the
+    missing ones) before the first table is yielded. Raises DataIngestError naming the file or
+    query when the input cannot be read.
     """
     source, size = config.data, config.chunk_size
     where = _where(source)
@@ -393,19 +386,22 @@ def iter_input_chunks(config: ScoringConfig, features: list[str]) -> Iterator[pd
         return
     local, fmt = _check_file(source)
     try:
+        import pyarrow as pa
+
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(local)
             check_columns(pf.schema_arrow.names, features, config, where)
             for batch in pf.iter_batches(batch_size=size, columns=cols):
-                yield batch.to_pandas()
+                yield pa.Table.from_batches([batch])
         else:
             sep = _csv_sep(local)
             header = pd.read_csv(local, sep=sep, nrows=0)
             check_columns(list(header.columns), features, config, where)
             with pd.read_csv(local, sep=sep, usecols=cols, chunksize=size) as reader:
-                yield from reader
+                for frame in reader:
+                    yield pa.Table.from_pandas(frame, preserve_index=False)
     except MLOpsError:
         raise
     except pd.errors.EmptyDataError as exc:
@@ -417,7 +413,8 @@ def iter_input_chunks(config: ScoringConfig, features: list[str]) -> Iterator[pd
 
 def _iter_sql(
     config: ScoringConfig, features: list[str], cols: list[str], where: str
-) -> Iterator[pd.DataFrame]:
+) -> Iterator[pa.Table]:
+    import pyarrow as pa
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -436,7 +433,7 @@ def _iter_sql(
                 if first:
                     check_columns(list(frame.columns), features, config, where)
                     first = False
-                yield frame[cols]
+                yield pa.Table.from_pandas(frame[cols], preserve_index=False)
     except (SQLAlchemyError, ImportError, OSError) as exc:
         cause = getattr(exc, "orig", None) or exc
         raise DataIngestError(
@@ -446,21 +443,24 @@ def _iter_sql(
         engine.dispose()
 
 
-def _apply_window(frame: pd.DataFrame, source: DataSource, where: str) -> pd.DataFrame:
-    """Keep the rows in ``[since, until)`` of the timestamp column (possibly none)."""
+def _apply_window(table: pa.Table, source: DataSource, where: str) -> pa.Table:
+    """Keep the rows in ``[since, until)`` of the timestamp column (possibly none); only that
+    column goes through pandas."""
     column = _window_column(source)
     if not column:
-        return frame
+        return table
+    import pyarrow as pa
+
     from prefect_mlops.data import as_time_bound, parse_timestamps
 
-    values = parse_timestamps(frame[column], column, where)
+    values = parse_timestamps(table.column(column).to_pandas(), column, where)
     tz = getattr(values.dtype, "tz", None)
     mask = values.notna()
     if source.since is not None:
         mask &= values >= as_time_bound(source.since, tz)
     if source.until is not None:
         mask &= values < as_time_bound(source.until, tz)
-    return frame.loc[mask.to_numpy()].reset_index(drop=True)
+    return table.filter(pa.array(mask.to_numpy(dtype=bool)))
 
 
 def existing_parts(output_dir: str | Path) -> list[Path]:
@@ -483,49 +483,70 @@ def check_output_dir(config: ScoringConfig) -> None:
         )
 
 
-def stage_chunks(config: ScoringConfig, features: list[str], job_id: str) -> StagingResult:
-    """Stream the input and write each chunk as ``<output_dir>/.staging-<job>/chunk-<i>.parquet``.
+def staging_dir(output_dir: str | Path, job_id: str) -> Path:
+    """``<output_dir>/.staging-<job>``: where :func:`stage_chunks` writes the job's chunks."""
+    return Path(output_dir) / f"{STAGING_PREFIX}{_safe(job_id)}"
+
+
+def stage_chunks(config: ScoringConfig, features: list[str], job_id: str) -> Iterator[ChunkFile]:
+    """Stream the input, write each chunk as ``<staging_dir>/chunk-<i>.arrow`` and yield it as
+    soon as it is written (a generator: the caller scores chunk ``i`` while ``i + 1`` is read).
 
     Only one chunk is in memory at a time. Nothing is written when the input lacks a feature
     column (ScoringError) or cannot be read (DataIngestError); a DataIngestError also names an
-    input with no rows. Old part files are removed first when ``overwrite`` is on.
+    input with no rows, after the last chunk. Old part files are removed before the first chunk
+    is written when ``overwrite`` is on. The staging folder is deleted when reading fails or the
+    caller stops early (closes the generator); after a complete run the caller removes it
+    (:func:`remove_staging`).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow.feather as feather
 
-    started = time.perf_counter()
     check_output_dir(config)
     out = Path(config.output_dir)
-    staging = out / f"{STAGING_PREFIX}{_safe(job_id)}"
+    staging = staging_dir(out, job_id)
     where = _where(config.data)
-    result = StagingResult(staging_dir=str(staging))
+    index = 0
     try:
-        for frame in iter_input_chunks(config, features):
-            frame = _apply_window(frame, config.data, where)
-            if frame.empty:
+        started = time.perf_counter()
+        for table in iter_input_chunks(config, features):
+            table = _apply_window(table, config.data, where)
+            if table.num_rows == 0:
                 continue
-            if not result.chunks:
+            if index == 0:
                 staging.mkdir(parents=True, exist_ok=True)
                 for old in existing_parts(out):  # only reached with overwrite on
                     old.unlink()
-            index = len(result.chunks)
-            path = staging / f"chunk-{index:05d}.parquet"
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-            result.chunks.append(ChunkFile(index=index, path=str(path), rows=len(frame)))
+            path = staging / f"chunk-{index:05d}{STAGED_SUFFIX}"
+            feather.write_feather(table, path, compression="uncompressed")
+            seconds = time.perf_counter() - started
+            yield ChunkFile(index=index, path=str(path), rows=table.num_rows, seconds=seconds)
+            index += 1
+            started = time.perf_counter()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if not result.chunks:
+    if index == 0:
         raise DataIngestError(f"{where} has no rows to score")
-    result.seconds = time.perf_counter() - started
-    return result
+
+
+def read_staged_chunk(chunk: ChunkFile, columns: list[str]) -> pd.DataFrame:
+    """The ``columns`` of a staged chunk as a DataFrame."""
+    import pyarrow.feather as feather
+
+    return feather.read_table(chunk.path, columns=columns, memory_map=False).to_pandas()
 
 
 def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:80]
 
 
-def remove_staging(staging_dir: str) -> None:
+def remove_staged_chunk(chunk: ChunkFile) -> None:
+    """Delete a scored chunk's staged file (ignores a missing one)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(chunk.path)
+
+
+def remove_staging(staging_dir: str | Path) -> None:
     """Delete a staging folder (ignores a missing one)."""
     shutil.rmtree(staging_dir, ignore_errors=True)
 
@@ -533,10 +554,23 @@ def remove_staging(staging_dir: str) -> None:
 # --------------------------------------------------------------------------- scoring
 
 
-def request_ids(job_id: str, chunk_index: int, n_rows: int) -> list[str]:
-    """``<job_id>-<chunk:05d>-<row:07d>`` for each row of a chunk."""
+_ROW_NUMBERS: list[np.ndarray] = [np.empty(0, dtype=object)]
+
+
+def _row_numbers(n_rows: int) -> np.ndarray:
+    """``"0000000"``, ``"0000001"``, ... (``n_rows`` of them), formatted once per process for the
+    largest chunk seen: every chunk reuses them (about 64 bytes a row)."""
+    cached = _ROW_NUMBERS[0]
+    if len(cached) < n_rows:
+        cached = np.array([f"{i:07d}" for i in range(n_rows)], dtype=object)
+        _ROW_NUMBERS[0] = cached
+    return cached[:n_rows]
+
+
+def request_ids(job_id: str, chunk_index: int, n_rows: int) -> np.ndarray:
+    """``<job_id>-<chunk:05d>-<row:07d>`` for each row of a chunk (an object array of str)."""
     prefix = f"{job_id}-{chunk_index:05d}-"
-    return [f"{prefix}{i:07d}" for i in range(n_rows)]
+    return np.asarray(prefix + _row_numbers(n_rows), dtype=object)
 
 
 def _align_dtypes(frame: pd.DataFrame, feature_types: dict[str, str]) -> pd.DataFrame:
@@ -662,7 +696,7 @@ def score_chunk_file(
     cols = list(model.features)
     if id_column and id_column not in cols:
         cols.append(id_column)
-    frame = pd.read_parquet(chunk.path, columns=cols)
+    frame = read_staged_chunk(chunk, cols)
     scored = score_chunk(
         estimator,
         frame,
@@ -711,10 +745,13 @@ class ScoringSummary(BaseModel):
     workers: int = Field(description="Distinct worker processes that scored chunks.")
     worker_processes: list[str] = Field(description="host:pid of each worker process.")
     wall_seconds: float
-    staging_seconds: float
+    staging_seconds: float = Field(
+        description="Time spent reading the input and writing the chunk files; it overlaps "
+        "scoring (chunk i is scored while chunk i + 1 is staged)."
+    )
     scoring_seconds: float = Field(
         description="From the first chunk's start to the last chunk's end (excludes model "
-        "resolution, staging and cluster start-up)."
+        "resolution, staging the first chunk and cluster start-up)."
     )
     rows_per_second: float = Field(description="rows / wall_seconds.")
 
@@ -723,12 +760,13 @@ def summarize(
     config: ScoringConfig,
     model: ResolvedModel,
     job_id: str,
-    staging: StagingResult,
+    staged: list[ChunkFile],
     results: list[ChunkResult],
     wall_seconds: float,
     runner: str,
 ) -> ScoringSummary:
-    """The job's summary (also written to ``<output_dir>/_scoring_summary.json``)."""
+    """The job's summary (also written to ``<output_dir>/_scoring_summary.json``) from the
+    chunks staged and the chunks scored."""
     results = sorted(results, key=lambda r: r.index)
     rows = sum(r.rows for r in results)
     summary = ScoringSummary(
@@ -748,7 +786,7 @@ def summarize(
         workers=len({r.worker for r in results}),
         worker_processes=sorted({r.worker for r in results}),
         wall_seconds=round(wall_seconds, 3),
-        staging_seconds=round(staging.seconds, 3),
+        staging_seconds=round(sum(c.seconds for c in staged), 3),
         scoring_seconds=round(
             max((r.finished_at for r in results), default=0.0)
             - min((r.started_at for r in results), default=0.0),
@@ -777,8 +815,8 @@ def summary_markdown(summary: ScoringSummary) -> str:
 | Rows scored | {summary.rows:,} |
 | Chunks | {summary.chunks} (size {summary.chunk_size:,}, largest {summary.max_chunk_rows:,}) |
 | Runner | {summary.runner} ({summary.workers} worker process(es)) |
-| Wall time | {summary.wall_seconds:.2f} s (staging {summary.staging_seconds:.2f} s, \
-scoring {summary.scoring_seconds:.2f} s) |
+| Wall time | {summary.wall_seconds:.2f} s (scoring {summary.scoring_seconds:.2f} s; staging \
+{summary.staging_seconds:.2f} s, overlapping scoring) |
 | Throughput | {summary.rows_per_second:,.0f} rows/s |
 | Request ids | `{summary.job_id}-<chunk>-<row>` |
 | Output | `{summary.output_dir}` |

@@ -1,7 +1,9 @@
-"""Tasks of the batch-scoring flow: resolve the model, stage the input, score one chunk file.
+"""Tasks of the batch-scoring flow: resolve the model, score one staged chunk file.
 
-Only small values cross the task graph (paths, row counts, the resolved model's URI and the
-MLflow store URIs); each worker loads the model itself, once per process.
+Staging the input is no task: the flow streams it (``scoring.stage_chunks``) so that each chunk
+is submitted as soon as it is written. Only small values cross the task graph (paths, row
+counts, the resolved model's URI and the MLflow store URIs); each worker loads the model itself,
+once per process.
 """
 
 from __future__ import annotations
@@ -25,14 +27,6 @@ def resolve_model(
 ) -> scoring.ResolvedModel:
     """Alias → version (or the pinned version) and the model's feature columns."""
     return scoring.resolve_model(config, tracking_uri, registry_uri)
-
-
-@task(name="stage-input-chunks", cache_policy=NO_CACHE)
-def stage_input(
-    config: scoring.ScoringConfig, features: list[str], job_id: str
-) -> scoring.StagingResult:
-    """Stream the input into chunk files of at most ``chunk_size`` rows (one in memory)."""
-    return scoring.stage_chunks(config, features, job_id)
 
 
 @task(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow.feather as feather
 import pytest
 from helpers import churn_config, write_frame
 
@@ -124,10 +124,10 @@ def test_default_runner_csv_in_chunks_matches_predict(trained: Trained, tmp_path
     assert summary.max_chunk_rows <= 700 and summary.runner == "default"
     # Bounded memory: no staged chunk holds more than chunk_size rows, and only the columns
     # scoring reads.
-    staged = sorted(out.glob(".staging-job42/chunk-*.parquet"))
+    staged = sorted(out.glob(".staging-job42/chunk-*.arrow"))
     assert len(staged) == 5
-    assert max(pq.ParquetFile(p).metadata.num_rows for p in staged) <= 700
-    assert "churned" not in pq.ParquetFile(staged[0]).schema_arrow.names
+    assert max(feather.read_table(p).num_rows for p in staged) <= 700
+    assert "churned" not in feather.read_table(staged[0]).column_names
     # Probabilities agree with the model; request ids are <job>-<chunk>-<row>.
     expected_proba = trained.champion.predict_proba(trained.frame[_features(trained.champion)])
     assert abs(scored["proba_1"].to_numpy() - expected_proba[:, 1]).max() < 1e-12
@@ -136,6 +136,54 @@ def test_default_runner_csv_in_chunks_matches_predict(trained: Trained, tmp_path
     assert scored["request_id"].iloc[-1].rsplit("-", 2) == ["job42", "00004", "0000199"]
     assert list(scored.columns[:3]) == ["customer_id", "request_id", "prediction"]
     assert (out / scoring.SUMMARY_FILE).exists()
+
+
+def test_chunks_stream_through_a_bounded_window(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scoring starts before the input is fully staged, at most ``parallelism`` chunks run at
+    once, and each scored chunk's staged file is deleted as it finishes."""
+    import threading
+
+    from prefect_mlops.flows.scoring import run_batch_scoring
+
+    events: list[tuple[str, int]] = []
+    running: list[int] = [0, 0]  # now, most at once
+    lock = threading.Lock()
+    stage, score = scoring.stage_chunks, scoring.score_chunk_file
+
+    def recording_stage(*args: Any, **kwargs: Any) -> Iterator[scoring.ChunkFile]:
+        for chunk in stage(*args, **kwargs):
+            with lock:
+                events.append(("staged", chunk.index))
+            yield chunk
+
+    def recording_score(chunk: scoring.ChunkFile, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            running[0] += 1
+            running[1] = max(running)
+        try:
+            return score(chunk, *args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+                events.append(("scored", chunk.index))
+                staged_now = list((tmp_path / "out").glob(".staging-*/chunk-*.arrow"))
+                assert len(staged_now) <= 4  # the window (2) + the chunk being staged + 1
+
+    monkeypatch.setattr(scoring, "stage_chunks", recording_stage)
+    monkeypatch.setattr(scoring, "score_chunk_file", recording_score)
+    out = tmp_path / "out"
+    summary = run_batch_scoring(_config(out, {"path": str(trained.parquet)}, chunk_size=300))
+    _assert_matches(out, trained, trained.champion, "1")
+    assert summary.chunks == 10 and running[1] <= 2
+    first_scored = events.index(next(e for e in events if e[0] == "scored"))
+    # The window is 2: chunk 3 is not staged before a chunk has finished.
+    assert [e for e in events[:first_scored] if e[0] == "staged"] in (
+        [("staged", 0), ("staged", 1)],
+        [("staged", 0), ("staged", 1), ("staged", 2)],
+    )
+    assert not list(out.glob(".staging-*"))
 
 
 def test_parquet_input_with_pinned_version(trained: Trained, tmp_path: Path) -> None:
@@ -291,10 +339,43 @@ def test_cli_score_and_bad_input(trained: Trained, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- core, no Prefect
 
 
-def test_stream_never_holds_more_than_a_chunk(trained: Trained) -> None:
-    config = _config(Path("unused"), {"path": str(trained.csv)}, chunk_size=256)
-    sizes = [len(f) for f in scoring.iter_input_chunks(config, ["age", "tenure_months"])]
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_stream_never_holds_more_than_a_chunk(trained: Trained, kind: str) -> None:
+    path = trained.csv if kind == "csv" else trained.parquet
+    config = _config(Path("unused"), {"path": str(path)}, chunk_size=256)
+    sizes = [len(t) for t in scoring.iter_input_chunks(config, ["age", "tenure_months"])]
     assert sum(sizes) == ROWS and max(sizes) == 256 and len(sizes) == -(-ROWS // 256)
+
+
+def test_stage_chunks_yields_each_chunk_once_written(trained: Trained, tmp_path: Path) -> None:
+    config = _config(tmp_path / "out", {"path": str(trained.parquet)}, chunk_size=1000)
+    feats = _features(trained.champion)
+    chunks = scoring.stage_chunks(config, feats, "j1")
+    first = next(chunks)
+    staging = scoring.staging_dir(config.output_dir, "j1")
+    # Only the first chunk is on disk when the caller gets it.
+    assert [p.name for p in staging.iterdir()] == ["chunk-00000.arrow"]
+    assert first.rows == 1000 and first.seconds >= 0
+    frame = scoring.read_staged_chunk(first, [*feats, "customer_id"])
+    assert frame["customer_id"].tolist() == trained.frame["customer_id"].head(1000).tolist()
+    rest = list(chunks)
+    assert [c.index for c in rest] == [1, 2] and sum(c.rows for c in rest) == ROWS - 1000
+    # A caller that stops early (closes the generator) leaves no staging folder behind.
+    early = scoring.stage_chunks(config, feats, "j2")
+    next(early)
+    early.close()
+    assert not scoring.staging_dir(config.output_dir, "j2").exists()
+
+
+def test_time_window_filters_staged_rows(trained: Trained, tmp_path: Path) -> None:
+    frame = trained.frame
+    stamps = pd.to_datetime(frame["event_ts"])
+    since = stamps.sort_values().iloc[len(frame) // 2]
+    data = {"path": str(trained.parquet), "timestamp_column": "event_ts", "since": str(since)}
+    config = _config(tmp_path / "out", data, chunk_size=500)
+    chunks = list(scoring.stage_chunks(config, _features(trained.champion), "w"))
+    assert sum(c.rows for c in chunks) == int((stamps >= since).sum())
+    assert [c.index for c in chunks] == list(range(len(chunks)))
 
 
 def test_score_chunk_is_deterministic(trained: Trained) -> None:
