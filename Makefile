@@ -18,7 +18,7 @@ VENV := .venv/.synced
 help:
 	@echo "make demo   set up .venv from uv.lock and run the continuous-training demo"
 	@echo "make test   set up the same and run the test suite"
-	@echo "make lint   ruff check"
+	@echo "make lint   ruff check, ruff format --check, mypy"
 	@echo "make bench  run the benchmarks in bench/ (writes bench/README.md figures)"
 
 .tools/bin/uv:
@@ -43,6 +43,7 @@ test-all: $(VENV)
 lint: $(VENV)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 bench: $(VENV)
 	.venv/bin/python bench/run.py
