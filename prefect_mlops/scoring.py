@@ -529,11 +529,11 @@ def stage_chunks(config: ScoringConfig, features: list[str], job_id: str) -> Ite
         raise DataIngestError(f"{where} has no rows to score")
 
 
-def read_staged_chunk(chunk: ChunkFile, columns: list[str]) -> pd.DataFrame:
-    """The ``columns`` of a staged chunk as a DataFrame."""
+def read_staged_chunk(chunk: ChunkFile, columns: list[str]) -> pa.Table:
+    """The ``columns`` of a staged chunk (read into memory, not memory-mapped)."""
     import pyarrow.feather as feather
 
-    return feather.read_table(chunk.path, columns=columns, memory_map=False).to_pandas()
+    return feather.read_table(chunk.path, columns=columns, memory_map=False)
 
 
 def _safe(text: str) -> str:
@@ -554,23 +554,14 @@ def remove_staging(staging_dir: str | Path) -> None:
 # --------------------------------------------------------------------------- scoring
 
 
-_ROW_NUMBERS: list[np.ndarray] = [np.empty(0, dtype=object)]
+def request_ids(job_id: str, chunk_index: int, n_rows: int) -> pa.Array:
+    """``<job_id>-<chunk:05d>-<row:07d>`` for each row of a chunk, as an Arrow string array
+    (built in Arrow: no Python string per row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-
-def _row_numbers(n_rows: int) -> np.ndarray:
-    """``"0000000"``, ``"0000001"``, ... (``n_rows`` of them), formatted once per process for the
-    largest chunk seen: every chunk reuses them (about 64 bytes a row)."""
-    cached = _ROW_NUMBERS[0]
-    if len(cached) < n_rows:
-        cached = np.array([f"{i:07d}" for i in range(n_rows)], dtype=object)
-        _ROW_NUMBERS[0] = cached
-    return cached[:n_rows]
-
-
-def request_ids(job_id: str, chunk_index: int, n_rows: int) -> np.ndarray:
-    """``<job_id>-<chunk:05d>-<row:07d>`` for each row of a chunk (an object array of str)."""
-    prefix = f"{job_id}-{chunk_index:05d}-"
-    return np.asarray(prefix + _row_numbers(n_rows), dtype=object)
+    rows = pc.utf8_lpad(pc.cast(pa.array(np.arange(n_rows, dtype=np.int64)), pa.string()), 7, "0")
+    return pc.binary_join_element_wise(f"{job_id}-{chunk_index:05d}-", rows, "")
 
 
 def _align_dtypes(frame: pd.DataFrame, feature_types: dict[str, str]) -> pd.DataFrame:
@@ -600,6 +591,65 @@ def _predict_threads(n: int | None) -> Iterator[None]:
         yield
 
 
+def predict_columns(
+    model: Any,
+    features: pd.DataFrame,
+    *,
+    include_probabilities: bool = False,
+    feature_types: dict[str, str] | None = None,
+    predict_threads: int | None = None,
+) -> dict[str, np.ndarray]:
+    """``prediction`` and, if asked and the model has ``predict_proba``, one ``proba_<class>``
+    per class, for the rows of ``features`` (exactly the model's feature columns)."""
+    import sklearn
+
+    X = _align_dtypes(features, feature_types or {})
+    out: dict[str, np.ndarray] = {}
+    with _predict_threads(predict_threads), sklearn.config_context(assume_finite=True):
+        if include_probabilities and hasattr(model, "predict_proba"):
+            proba = model.predict_proba(X)
+            classes = list(model.classes_)
+            out["prediction"] = pd.Series(classes).to_numpy()[proba.argmax(axis=1)]
+            for j, cls in enumerate(classes):
+                out[f"proba_{cls}"] = proba[:, j]
+        else:
+            out["prediction"] = np.asarray(model.predict(X))
+    return out
+
+
+def scored_table(
+    predictions: dict[str, np.ndarray],
+    *,
+    model_name: str,
+    version: str,
+    chunk_index: int,
+    job_id: str,
+    ids: tuple[str, pa.Array | pa.ChunkedArray] | None = None,
+) -> pa.Table:
+    """The output of one chunk as an Arrow table: the id column (``ids``: name, values),
+    ``request_id``, the ``predictions`` columns, ``model_name``, ``model_version``.
+
+    Carries the pandas metadata of the same frame with object string columns, so
+    ``pd.read_parquet`` of a part file gives the dtypes a pandas-built frame would.
+    """
+    import pyarrow as pa
+
+    n_rows = len(predictions["prediction"])
+    columns: dict[str, Any] = {}
+    if ids is not None:
+        name, values = ids
+        if pa.types.is_dictionary(values.type):  # a categorical id is written as plain values
+            values = values.cast(values.type.value_type)
+        columns[name] = values
+    columns["request_id"] = request_ids(job_id, chunk_index, n_rows)
+    columns.update(predictions)
+    columns["model_name"] = pa.repeat(pa.scalar(model_name, pa.string()), n_rows)
+    columns["model_version"] = pa.repeat(pa.scalar(str(version), pa.string()), n_rows)
+    table = pa.table(columns)
+    head = table.slice(0, 1).to_pandas()
+    return table.replace_schema_metadata(pa.Schema.from_pandas(head, preserve_index=False).metadata)
+
+
 def score_chunk(
     model: Any,
     chunk_df: pd.DataFrame,
@@ -619,40 +669,44 @@ def score_chunk(
 
     Raises ScoringError naming the feature columns the chunk lacks.
     """
+    import pyarrow as pa
+
     missing = [c for c in feature_columns if c not in chunk_df.columns]
     if missing:
         raise ScoringError(f"chunk {chunk_index} lacks the feature column(s) {missing}")
-    X = _align_dtypes(chunk_df[feature_columns], feature_types or {})
-    out: dict[str, Any] = {}
-    if id_column:
-        out[id_column] = chunk_df[id_column].to_numpy()
-    out["request_id"] = request_ids(job_id, chunk_index, len(chunk_df))
-    import sklearn
-
-    with _predict_threads(predict_threads), sklearn.config_context(assume_finite=True):
-        if include_probabilities and hasattr(model, "predict_proba"):
-            proba = model.predict_proba(X)
-            classes = list(model.classes_)
-            out["prediction"] = pd.Series(classes).to_numpy()[proba.argmax(axis=1)]
-            for j, cls in enumerate(classes):
-                out[f"proba_{cls}"] = proba[:, j]
-        else:
-            out["prediction"] = model.predict(X)
-    out["model_name"] = model_name
-    out["model_version"] = str(version)
-    return pd.DataFrame(out)
+    predictions = predict_columns(
+        model,
+        chunk_df[feature_columns],
+        include_probabilities=include_probabilities,
+        feature_types=feature_types,
+        predict_threads=predict_threads,
+    )
+    ids = (id_column, pa.array(chunk_df[id_column].to_numpy())) if id_column else None
+    table = scored_table(
+        predictions,
+        model_name=model_name,
+        version=version,
+        chunk_index=chunk_index,
+        job_id=job_id,
+        ids=ids,
+    )
+    return table.to_pandas()
 
 
-def write_parquet_atomic(frame: pd.DataFrame, final: Path) -> None:
-    """Write ``frame`` to ``final`` through a temp file in the same folder, then rename."""
-    import pyarrow as pa
+# Dictionary encoding pays off for the repeated columns only; request ids are unique.
+_DICTIONARY_COLUMNS = ("prediction", "model_name", "model_version")
+
+
+def write_parquet_atomic(table: pa.Table, final: Path) -> None:
+    """Write ``table`` to ``final`` through a temp file in the same folder, then rename."""
     import pyarrow.parquet as pq
 
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     os.close(fd)
+    dictionary = [c for c in _DICTIONARY_COLUMNS if c in table.column_names]
     try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        pq.write_table(table, tmp, use_dictionary=dictionary)
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -690,31 +744,34 @@ def score_chunk_file(
 ) -> ChunkResult:
     """Score a staged chunk file into ``part-<chunk>.parquet`` (atomic); the model is loaded
     once per process from ``model.artifact_uri`` (the registered version's artifacts; the
-    tracking URI in ``model`` resolves ``mlflow-artifacts:`` locations)."""
+    tracking URI in ``model`` resolves ``mlflow-artifacts:`` locations). Only the feature
+    columns become pandas; the id column goes from the staged file to the output in Arrow."""
     started, started_at = time.perf_counter(), time.time()
     estimator = load_model_cached(model.artifact_uri, model.tracking_uri, model.registry_uri)
     cols = list(model.features)
     if id_column and id_column not in cols:
         cols.append(id_column)
-    frame = read_staged_chunk(chunk, cols)
-    scored = score_chunk(
+    table = read_staged_chunk(chunk, cols)
+    predictions = predict_columns(
         estimator,
-        frame,
-        model.features,
-        model.model_name,
-        model.version,
-        chunk.index,
-        job_id=job_id,
-        id_column=id_column,
+        table.select(model.features).to_pandas(),
         include_probabilities=include_probabilities,
         feature_types=model.feature_types,
         predict_threads=predict_threads,
+    )
+    scored = scored_table(
+        predictions,
+        model_name=model.model_name,
+        version=model.version,
+        chunk_index=chunk.index,
+        job_id=job_id,
+        ids=(id_column, table.column(id_column)) if id_column else None,
     )
     final = part_path(output_dir, chunk.index)
     write_parquet_atomic(scored, final)
     return ChunkResult(
         index=chunk.index,
-        rows=len(scored),
+        rows=scored.num_rows,
         path=str(final),
         seconds=time.perf_counter() - started,
         worker=f"{os.uname().nodename}:{os.getpid()}",

@@ -99,6 +99,8 @@ def _assert_matches(out: Path, trained: Trained, model: Any, version: str) -> pd
     assert set(scored["model_version"]) == {version}
     assert set(scored["model_name"]) == {MODEL}
     assert scored["request_id"].is_unique
+    # Part files read back as a pandas-built frame would: strings as object columns.
+    assert all(scored[c].dtype == object for c in ("customer_id", "request_id", "model_name"))
     return scored
 
 
@@ -356,8 +358,8 @@ def test_stage_chunks_yields_each_chunk_once_written(trained: Trained, tmp_path:
     # Only the first chunk is on disk when the caller gets it.
     assert [p.name for p in staging.iterdir()] == ["chunk-00000.arrow"]
     assert first.rows == 1000 and first.seconds >= 0
-    frame = scoring.read_staged_chunk(first, [*feats, "customer_id"])
-    assert frame["customer_id"].tolist() == trained.frame["customer_id"].head(1000).tolist()
+    table = scoring.read_staged_chunk(first, [*feats, "customer_id"])
+    assert table["customer_id"].to_pylist() == trained.frame["customer_id"].head(1000).tolist()
     rest = list(chunks)
     assert [c.index for c in rest] == [1, 2] and sum(c.rows for c in rest) == ROWS - 1000
     # A caller that stops early (closes the generator) leaves no staging folder behind.
