@@ -12,6 +12,13 @@ Adaptive batching: requests are validated one by one against the model signature
 by :class:`prefect_mlops.serving.MicroBatcher` into one ``predict`` call. BentoML's
 ``batchable=True`` is not used: it validates the merged batch, so one bad request fails all
 requests batched with it, and it cannot return a per-request envelope (request id, version).
+
+Start-up failures end the server with exit code 1 and a line ``prefect-mlops service cannot
+start: <reason naming the model URI>``: the main process checks the registry and the model
+metadata before any worker starts; a champion whose artifact cannot be loaded (missing,
+truncated, garbage) fails the worker, which is not respawned, so the server exits as soon as
+BentoML sees no worker left (within its 10 s check). A rollout's challenger that cannot be
+loaded only logs an error: the champion answers every request.
 """
 
 from __future__ import annotations
@@ -30,6 +37,12 @@ for _key, _value in {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    # A worker that dies is not respawned (BentoML's behaviour in its own containers): with no
+    # worker left, `bentoml serve` exits 1 and the supervisor (Kubernetes, systemd, Docker, the
+    # deployment flow's infra-validation) sees it. Respawning would loop forever on a model
+    # whose artifact cannot be loaded. Read when `bentoml serve` creates its worker watcher,
+    # after it imported this module.
+    "BENTOML_CONTAINERIZED": "true",
 }.items():
     os.environ.setdefault(_key, _value)
 
@@ -44,7 +57,13 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from prefect_mlops.serving import ModelLoadError, ServingRuntime, preflight, token_ok  # noqa: E402
+from prefect_mlops.serving import (  # noqa: E402
+    CANNOT_START,
+    ModelLoadError,
+    ServingRuntime,
+    preflight,
+    token_ok,
+)
 from prefect_mlops.settings import get_settings  # noqa: E402
 
 logger = logging.getLogger("prefect_mlops.service")
@@ -119,6 +138,7 @@ async def reload(request: Request) -> Response:
             "changed": changed,
             "model_version": meta["model_version"],
             "challenger_version": (meta["challenger"] or {}).get("model_version"),
+            "challenger_error": meta["challenger_error"],
             "rollout": meta["rollout"],
         },
     )
@@ -151,12 +171,15 @@ class ModelService:
     def check_registry() -> None:
         """Runs once in the main process before any worker starts: a registry that cannot be
         read or a model that cannot be found stops ``bentoml serve`` with a clear message and
-        a non-zero exit (a worker failing later would be restarted forever)."""
+        a non-zero exit. It reads metadata only; a model whose artifact cannot be loaded fails
+        the worker, which then stops the server (workers are not respawned, see above)."""
         try:
-            served = preflight(get_settings())
+            state = preflight(get_settings())
         except ModelLoadError as exc:
-            raise SystemExit(f"prefect-mlops service cannot start: {exc}") from exc
-        logger.info("registry check passed: will serve %s", served)
+            raise SystemExit(f"{CANNOT_START}: {exc}") from exc
+        logger.info("registry check passed: will serve %s", state.champion.source)
+        if state.challenger_error:
+            logger.error("%s; the champion answers every request", state.challenger_error)
 
     def __init__(self) -> None:
         global _runtime
@@ -165,7 +188,9 @@ class ModelService:
             state = runtime.start()
         except ModelLoadError as exc:
             runtime.close()
-            raise SystemExit(f"prefect-mlops service cannot start: {exc}") from exc
+            message = f"{CANNOT_START}: {exc}"
+            logger.error(message)  # the worker exits; with no worker left, the server exits 1
+            raise SystemExit(message) from exc
         _runtime = runtime
         self.runtime = runtime
         logger.info(

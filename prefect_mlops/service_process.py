@@ -19,12 +19,18 @@ from pathlib import Path
 import pandas as pd
 
 from prefect_mlops.errors import MLOpsError
+from prefect_mlops.serving import CANNOT_START
 
 SERVICE_TARGET = "prefect_mlops.deployments.service:ModelService"
 
 
 class ServiceStartError(MLOpsError):
-    """The prediction service did not become ready."""
+    """The prediction service did not become ready; ``returncode`` is its exit code when it
+    exited (None when it was still starting at the deadline)."""
+
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,22 @@ class RunningService:
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines the server wrote."""
+        return "\n".join(self._log_lines()[-lines:])
+
+    def start_failure(self) -> str | None:
+        """The service's own reason for not starting (``prefect-mlops service cannot start:
+        ...``, naming the model), when its log has one: BentoML's traceback may bury it."""
+        for line in reversed(self._log_lines()):
+            at = line.find(CANNOT_START)
+            if at >= 0:
+                return line[at:]
+        return None
+
+    def _log_lines(self) -> list[str]:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            return self.log_path.read_text(errors="replace").splitlines()
         except OSError:
-            return ""
+            return []
 
 
 def neutral_working_dir() -> str:
@@ -68,8 +86,9 @@ def run_service(
     """Start ``bentoml serve`` for the model service with ``env`` added to this environment,
     wait until ``ready_path`` answers 200, yield it, and stop it (SIGTERM, then SIGKILL).
 
-    Raises ServiceStartError with the server's last log lines when it exits or is not ready in
-    ``startup_timeout`` seconds.
+    Raises ServiceStartError with the server's last log lines when it is not ready in
+    ``startup_timeout`` seconds, or as soon as it exits (a model that cannot be loaded exits
+    it; the error then leads with the service's reason, naming the model URI).
     """
     port = port or free_port()
     log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
@@ -113,10 +132,14 @@ def _wait_ready(service: RunningService, path: str, timeout: float) -> None:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if service.process.poll() is not None:
+        code = service.process.poll()
+        if code is not None:
+            reason = service.start_failure()
             raise ServiceStartError(
-                f"the prediction service exited with code {service.process.returncode} before "
-                f"it was ready:\n{service.log_tail()}"
+                f"the prediction service exited with code {code} before it was ready"
+                + (f": {reason}" if reason else "")
+                + f"\nlast lines of its log:\n{service.log_tail()}",
+                code,
             )
         try:
             if httpx.get(service.url + path, timeout=2).status_code == 200:

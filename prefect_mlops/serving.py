@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import math
 import threading
 import time
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 Variant = Literal["champion", "challenger"]
 
+logger = logging.getLogger(__name__)
+
 
 class RequestValidationError(MLOpsError):
     """A request does not match the model's input: ``field`` names where, ``problem`` what.
@@ -67,6 +70,10 @@ class RequestValidationError(MLOpsError):
 
 class ModelLoadError(MLOpsError):
     """The model to serve cannot be resolved or loaded from the registry."""
+
+
+# How the service's fatal start-up error begins (``service_process`` finds it in the log).
+CANNOT_START = "prefect-mlops service cannot start"
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +270,7 @@ def _check_values(col: ColumnSpec, values: list[Any], where: tuple[str, str]) ->
     if fast is not None and all(type(v) in fast for v in values):
         return values
     kind = col.type
-    out = []
+    out: list[Any] = []
     for i, v in enumerate(values):
         if v is _MISSING:
             if col.required:
@@ -397,6 +404,8 @@ class ServingState:
     alias: str | None
     challenger: LoadedModel | None = None
     rollout: Rollout | None = None
+    # Why the rollout's challenger is not loaded (the champion answers everything meanwhile).
+    challenger_error: str | None = None
 
     def model_for(self, variant: Variant) -> LoadedModel:
         if variant == "challenger" and self.challenger is not None:
@@ -456,7 +465,9 @@ def resolve_state(
     ``serve_version``) and, during a rollout, the challenger. Versions already in ``current``
     are reused, new ones are loaded completely before the caller swaps the reference.
 
-    Raises ModelLoadError when the registry cannot be read or the model cannot be loaded.
+    A challenger that cannot be loaded does not fail the state: the champion answers every
+    request and ``challenger_error`` says why (a canary must never take the champion down).
+    Raises ModelLoadError when the registry cannot be read or the champion cannot be loaded.
     """
     from prefect_mlops import registry
 
@@ -498,17 +509,27 @@ def resolve_state(
         return loaded[v]
 
     champion = get(version)
-    challenger = None
+    challenger, challenger_error = None, None
     if rollout is not None and rollout.challenger_version != version:
-        challenger = get(rollout.challenger_version)
+        try:
+            challenger = get(rollout.challenger_version)
+        except ModelLoadError as exc:
+            challenger_error = f"the {rollout.mode} challenger is not served: {exc}"
     else:
         rollout = None
-    return ServingState(champion=champion, alias=alias, challenger=challenger, rollout=rollout)
+    return ServingState(champion, alias, challenger, rollout, challenger_error)
 
 
-def preflight(settings: Settings) -> str:
-    """Check, without loading the model, that the registry answers and names a loadable
-    version; returns ``<name>/<version>``. Raises ModelLoadError with the reason."""
+def preflight(settings: Settings) -> ServingState:
+    """Check, without loading any model, that the registry answers and names the versions to
+    serve, and that their model metadata can be read. Returns the state with ``model=None``
+    (the champion and, during a rollout, the challenger or ``challenger_error``). Raises
+    ModelLoadError naming the model and the reason.
+
+    Cheap on purpose: loading the model here would cost every start-up the scikit-learn and
+    skops imports a second time (~10 s); an artifact that cannot be loaded fails the worker
+    instead, and the service stops the server then (see ``prefect_mlops.deployments.service``).
+    """
     from prefect_mlops.registry import configure_mlflow, mlflow_client
 
     def describe(client: Any, name: str, version: str) -> LoadedModel:
@@ -530,8 +551,7 @@ def preflight(settings: Settings) -> str:
         raise ModelLoadError(
             f"cannot open the registry at {settings.resolved_registry_uri}: {exc}"
         ) from exc
-    state = resolve_state(client, settings, None, describe)
-    return f"{state.champion.name}/{state.champion.version}"
+    return resolve_state(client, settings, None, describe)
 
 
 def same_state(a: ServingState | None, b: ServingState) -> bool:
@@ -685,7 +705,9 @@ class MicroBatcher:
 
     def _take(self) -> list[_Pending]:
         first = self._queue[0]
-        batch, rest, rows = [], [], 0
+        batch: list[_Pending] = []
+        rest: list[_Pending] = []
+        rows = 0
         for item in self._queue:
             same = item.model is first.model
             if same and (not batch or rows + len(item.frame) <= self.max_batch_rows):
@@ -824,6 +846,7 @@ class ServingRuntime:
 
         configure_mlflow(self.settings)
         self.state = resolve_state(self.client, self.settings, None, self._loader)
+        self._report_challenger(self.state)
         self.last_reload_at = time.time()
         interval = self.settings.serve_reload_seconds
         if interval > 0 and not self.settings.serve_version:
@@ -848,19 +871,22 @@ class ServingRuntime:
                 return False
             self.state = new  # one reference assignment: requests see old or new, never a mix
             self.reload_count += 1
+            self._report_challenger(new)
             return True
 
-    def _poll(self, interval: float) -> None:
-        import logging
+    @staticmethod
+    def _report_challenger(state: ServingState) -> None:
+        if state.challenger_error:
+            logger.error("%s; the champion answers every request", state.challenger_error)
 
-        log = logging.getLogger(__name__)
+    def _poll(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
                 if self.reload():
                     assert self.state is not None
-                    log.info("serving version %s now", self.state.champion.version)
+                    logger.info("serving version %s now", self.state.champion.version)
             except ModelLoadError as exc:
-                log.warning("registry poll failed, serving the loaded model: %s", exc)
+                logger.warning("registry poll failed, serving the loaded model: %s", exc)
             except Exception as exc:  # never let the poller die
                 self.reload_failures += 1
                 self.last_reload_error = f"{type(exc).__name__}: {exc}"
@@ -1008,6 +1034,7 @@ class ServingRuntime:
             out["signature"] = state.champion.signature
             out["lineage"] = out["champion"]["lineage"]
             out["challenger"] = state.challenger.describe() if state.challenger else None
+            out["challenger_error"] = state.challenger_error
             out["rollout"] = asdict(state.rollout) if state.rollout else None
         out["reload"] = {
             "interval_seconds": self.settings.serve_reload_seconds,

@@ -301,6 +301,7 @@ class ServingLogWriter:
         if self._engine is None:
             from sqlalchemy import create_engine
 
+            assert self.db_url is not None  # only called when a SQL sink is configured
             self._engine = create_engine(self.db_url)
         frame = to_frame(rows)
         frame.to_sql(SQL_TABLE, self._engine, if_exists="append", index=False)

@@ -162,6 +162,30 @@ def server(reg: Registry) -> Iterator[Server]:
         srv.stop()
 
 
+@pytest.fixture(scope="module")
+def corrupt_version(reg: Registry) -> str:
+    """A registered version whose model file is cut in half on disk (its MLmodel metadata,
+    signature and registry entry are intact: only loading the model fails)."""
+    from urllib.parse import urlparse
+
+    client = reg.client
+    source = Path(urlparse(client.get_model_version_download_uri(MODEL, "1")).path)
+    broken = reg.workdir / "corrupt-model"
+    shutil.copytree(source, broken)
+    (model_file,) = broken.glob("model.*")
+    data = model_file.read_bytes()
+    model_file.write_bytes(data[: len(data) // 2])
+    return registry.create_version(
+        client,
+        model_name=MODEL,
+        model_uri=str(broken),
+        run_id=client.get_model_version(MODEL, "1").run_id,
+        tags={},
+        blessed=True,
+        reason="serving test: truncated model file",
+    )
+
+
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -392,6 +416,27 @@ def test_shadow_rollout_scores_off_the_response_path(server: Server, reg: Regist
     _reload(server)
 
 
+def test_canary_challenger_that_cannot_load_leaves_the_champion_serving(
+    server: Server, reg: Registry, corrupt_version: str
+) -> None:
+    registry.start_rollout(
+        reg.client, MODEL, mode="canary", challenger_version=corrupt_version, share=0.5,
+        reason="test: a challenger whose model file is truncated",
+    )  # fmt: skip
+    try:
+        answer = _reload(server)
+        assert answer["challenger_version"] is None
+        assert f"models:/{MODEL}/{corrupt_version}" in answer["challenger_error"]
+        replies = [_post(server, {"records": _records(reg, 1)}, reg) for _ in range(20)]
+        assert {r.status_code for r in replies} == {200}
+        assert {(r.json()["variant"], r.json()["model_version"]) for r in replies} == {
+            ("champion", "2")
+        }
+    finally:
+        registry.end_rollout(reg.client, MODEL)
+    assert _reload(server)["challenger_error"] is None
+
+
 def test_serving_log_survives_a_restart(server: Server, reg: Registry) -> None:
     from prefect_mlops.serving_log import COLUMNS, read_serving_log
 
@@ -438,6 +483,28 @@ def test_unreachable_registry_at_startup_exits_non_zero(
     assert code != 0
     assert "prefect-mlops service cannot start" in out
     assert MODEL in out
+
+
+def test_model_that_cannot_load_stops_the_server_promptly(
+    reg: Registry, corrupt_version: str
+) -> None:
+    """The registry check passes (metadata is intact), the worker fails to load the model and
+    is not respawned, so `bentoml serve` exits 1 and run_service raises long before its
+    deadline, with the service's reason first."""
+    from prefect_mlops.service_process import ServiceStartError, run_service
+
+    began = time.monotonic()
+    with (
+        pytest.raises(ServiceStartError) as failure,
+        run_service(reg.env(MLOPS_SERVE_VERSION=corrupt_version), startup_timeout=600),
+    ):
+        pass
+    elapsed = time.monotonic() - began
+    assert failure.value.returncode == 1
+    assert elapsed < 90, f"took {elapsed:.0f} s to fail"
+    uri = f"models:/{MODEL}/{corrupt_version}"
+    first_line = str(failure.value).splitlines()[0]
+    assert f"prefect-mlops service cannot start: cannot load {uri}: BadZipFile" in first_line
 
 
 def test_bentoml_build_works_offline(tmp_path: Path) -> None:

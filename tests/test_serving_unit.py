@@ -264,6 +264,54 @@ def test_runtime_hot_swap_and_registry_outage(
     assert list(log["model_version"]) == ["1", "2", "2", "2"]
 
 
+def test_challenger_that_cannot_load_leaves_the_champion_serving(
+    schema: InputSchema,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from prefect_mlops import registry
+
+    class _MV:
+        version = "1"
+
+    canary = Rollout("canary", "2", 1.0, "t", "me", "test")  # every request to the challenger
+    monkeypatch.setattr(registry, "get_alias_version", lambda c, n, a: _MV())
+    monkeypatch.setattr(registry, "get_rollout", lambda c, n: canary)
+    monkeypatch.setattr(registry, "configure_mlflow", lambda s: None)
+    broken = {"2"}
+
+    def loader(client: Any, name: str, version: str) -> LoadedModel:
+        if version in broken:
+            raise ModelLoadError(f"cannot load models:/m/{version}: BadZipFile: not a zip file")
+        return _loaded(schema, version, _Doubler())
+
+    runtime = ServingRuntime(_settings(tmp_path), client=object(), loader=loader)
+    runtime.batcher._predict = _predict
+    with caplog.at_level("ERROR", logger="prefect_mlops.serving"):
+        state = runtime.start()  # the champion starts although the challenger cannot load
+    assert (state.champion.version, state.challenger) == ("1", None)
+    assert "models:/m/2" in caplog.text and "champion answers every request" in caplog.text
+    meta = runtime.metadata()
+    assert meta["challenger"] is None and "models:/m/2" in meta["challenger_error"]
+    reply = asyncio.run(runtime.predict(json.dumps([ROW]).encode()))
+    assert (reply.status, reply.body["variant"], reply.body["model_version"]) == (
+        200,
+        "champion",
+        "1",
+    )
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="prefect_mlops.serving"):
+        assert runtime.reload() is False  # still broken: nothing to swap, nothing re-logged
+    assert not caplog.records
+    broken.clear()
+    assert runtime.reload() is True  # repaired: the canary starts
+    reply = asyncio.run(runtime.predict(json.dumps([ROW]).encode()))
+    assert (reply.body["variant"], reply.body["model_version"]) == ("challenger", "2")
+    assert runtime.metadata()["challenger_error"] is None
+    runtime.close()
+
+
 # ------------------------------------------------------------------------------------------
 # serving log
 # ------------------------------------------------------------------------------------------
