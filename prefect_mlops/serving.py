@@ -212,6 +212,10 @@ class InputSchema:
                     out[col.name] = np.array(values, dtype="int64")
             elif col.type == "datetime":
                 out[col.name] = pd.to_datetime(pd.Series(values, dtype=object))
+            elif None in values:
+                # Missing text as NaN, as training and batch scoring read it
+                # (data.normalize_missing): scikit-learn's encoders tell None from NaN.
+                out[col.name] = np.array([np.nan if v is None else v for v in values], dtype=object)
             else:
                 out[col.name] = np.array(values, dtype=object)
         # Plain arrays, no per-column Series: this runs on the request path (~0.5 ms saved).
