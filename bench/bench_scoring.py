@@ -6,14 +6,17 @@ MLflow store, generates ``--rows`` rows of new data as Parquet, then measures ro
 * raw in-process ``model.predict`` on the whole frame already in memory (the ceiling), and the
   same with reading the Parquet and writing the predictions ("raw, with I/O");
 * the ``batch-scoring`` flow on Prefect's default runner (``parallelism`` 2, one OpenMP thread
-  per predict);
+  per predict), ``--rounds`` times, each round right after its own raw ``predict`` timing (the
+  machine is shared: a ratio is only fair between runs made side by side); the median round is
+  reported;
 * the flow on a local Dask cluster with 1 and with 2 worker processes (1 thread each).
 
-For the flows, "wall" is the whole flow run (model resolution, staging, Dask cluster start-up,
-scoring, artifacts); "scoring" is the span from the first chunk's start to the last chunk's end.
-Goal: flow (default runner, wall) ≥ 0.8x raw predict. Prints a table and writes it into the
-"Batch scoring" section of bench/README.md (between the batch-scoring markers; the rest of that
-file is left alone).
+For the flows, "wall" is the whole flow body (model resolution, staging — which overlaps
+scoring —, Dask cluster start-up, scoring, artifacts); "scoring" is the span from the first
+chunk's start to the last chunk's end. Goal: flow (default runner, wall) ≥ 0.8x raw predict.
+Prints a table and writes it into the "Batch scoring" section of bench/README.md (between the
+batch-scoring markers; the rest of that file is left alone, and so is a notes block between the
+batch-scoring-notes markers inside the section).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ for _key, _value in {
 
 README = Path(__file__).with_name("README.md")
 START, END = "<!-- batch-scoring:start -->", "<!-- batch-scoring:end -->"
+NOTES = re.compile(r"<!-- batch-scoring-notes:start -->.*?<!-- batch-scoring-notes:end -->", re.S)
 
 
 def _train(home: Path, data_dir: Path) -> str:
@@ -68,7 +72,8 @@ def _train(home: Path, data_dir: Path) -> str:
     return outcome.version
 
 
-def _raw(path: Path, out_dir: Path) -> dict[str, float]:
+def _raw(path: Path, out_dir: Path) -> tuple[dict[str, float], Any]:
+    """Raw figures, and a function timing one more raw ``predict`` (best of 2) for a round."""
     import mlflow
     import pandas as pd
 
@@ -80,13 +85,16 @@ def _raw(path: Path, out_dir: Path) -> dict[str, float]:
     best = min(_timed(lambda: model.predict(X)) for _ in range(3))
     rows = len(frame)
 
+    def predict_again() -> float:
+        return min(_timed(lambda: model.predict(X)) for _ in range(2))
+
     def with_io() -> None:
         df = pd.read_parquet(path, columns=[*features, "customer_id"])
         out = pd.DataFrame({"customer_id": df["customer_id"], "prediction": model.predict(df)})
         out.to_parquet(out_dir / "raw.parquet", index=False)
 
     best_io = min(_timed(with_io) for _ in range(2))
-    return {"rows": rows, "predict_s": best, "predict_io_s": best_io}
+    return {"rows": rows, "predict_s": best, "predict_io_s": best_io}, predict_again
 
 
 def _timed(fn: Any) -> float:
@@ -138,7 +146,13 @@ def _dask_runs(path: Path, out: Path, chunk_size: int, workers: int) -> list[tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="Rows to score.")
-    parser.add_argument("--chunk-size", type=int, default=100_000, help="Rows per chunk.")
+    from prefect_mlops.scoring import ScoringConfig
+
+    default_chunk = ScoringConfig.model_fields["chunk_size"].default
+    parser.add_argument(
+        "--chunk-size", type=int, default=default_chunk, help="Rows per chunk (the flow's default)."
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="Default-runner rounds.")
     parser.add_argument("--no-readme", action="store_true", help="Leave bench/README.md alone.")
     args = parser.parse_args()
 
@@ -165,21 +179,30 @@ def main() -> None:
             path = data_dir / "score.parquet"
             generate_churn(args.rows, seed=7).to_parquet(path, index=False)
             size_mb = path.stat().st_size / 1e6
-            raw = _raw(path, work)
+            raw, predict_again = _raw(path, work)
             print(f"raw predict {raw['predict_s']:.2f} s", flush=True)
             # Warm-up: Prefect's first flow run in a process pays one-off costs.
             _flow(path, work / "warm", args.chunk_size)
-            results: list[tuple[str, Any]] = []
-            summary = _flow(path, work / "out", args.chunk_size, parallelism=2)
-            results.append(("flow, default runner (2 threads)", summary))
-            print(f"default runner: wall {summary.wall_seconds:.2f} s", flush=True)
+            rounds: list[tuple[float, Any]] = []
+            for _ in range(args.rounds):
+                raw_s = predict_again()
+                summary = _flow(path, work / "out", args.chunk_size, parallelism=2)
+                rounds.append((raw_s, summary))
+                print(
+                    f"default runner: raw {raw_s:.2f} s, wall {summary.wall_seconds:.2f} s "
+                    f"({raw_s / summary.wall_seconds:.2f}x)",
+                    flush=True,
+                )
+            rounds.sort(key=lambda r: r[0] / r[1].wall_seconds)
+            median = rounds[len(rounds) // 2]
+            results: list[tuple[str, Any]] = [("flow, default runner (2 threads)", median[1])]
             for workers in (1, 2):
                 for label, summary in _dask_runs(path, work / "out", args.chunk_size, workers):
                     results.append((label, summary))
                     print(f"{label}: wall {summary.wall_seconds:.2f} s", flush=True)
     finally:
         server.stop()
-    table = _table(args, raw, results, size_mb)
+    table = _table(args, raw, results, size_mb, rounds)
     print()
     print(table)
     if not args.no_readme:
@@ -188,7 +211,13 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _table(args: Any, raw: dict[str, float], results: list[tuple[str, Any]], mb: float) -> str:
+def _table(
+    args: Any,
+    raw: dict[str, float],
+    results: list[tuple[str, Any]],
+    mb: float,
+    rounds: list[tuple[float, Any]],
+) -> str:
     rows = raw["rows"]
     base = rows / raw["predict_s"]
     note = (
@@ -208,18 +237,26 @@ def _table(args: Any, raw: dict[str, float], results: list[tuple[str, Any]], mb:
     ]
     for label, s in results:
         scoring_rate = rows / s.scoring_seconds if s.scoring_seconds else 0.0
+        # The default runner is compared with the raw predict timed just before it.
+        own = next((r for r, run in rounds if run is s), None)
+        x_raw = own / s.wall_seconds if own else s.rows_per_second / base
         lines.append(
             f"| {label} | {s.wall_seconds:.2f} | {s.rows_per_second:,.0f} | "
-            f"{s.rows_per_second / base:.2f} | {s.scoring_seconds:.2f} | {scoring_rate:,.0f} |"
+            f"{x_raw:.2f} | {s.scoring_seconds:.2f} | {scoring_rate:,.0f} |"
         )
-    default = next((s for label, s in results if "default runner" in label), None)
-    if default is not None:
-        ratio = default.rows_per_second / base
-        io_ratio = default.rows_per_second / (rows / raw["predict_io_s"])
+    if rounds:
+        raw_s, median = rounds[len(rounds) // 2]
+        ratio = raw_s / median.wall_seconds
+        io_ratio = median.rows_per_second / (rows / raw["predict_io_s"])
+        per_round = ", ".join(
+            f"{r:.2f} s / {s.wall_seconds:.2f} s = {r / s.wall_seconds:.2f}x" for r, s in rounds
+        )
         lines.append("")
         lines.append(
             f"Goal (default runner >= 0.8x raw predict): {'met' if ratio >= 0.8 else 'NOT met'} "
-            f"({ratio:.2f}x raw in-memory predict, {io_ratio:.2f}x raw read + predict + write)."
+            f"({ratio:.2f}x raw in-memory predict timed just before it, median of "
+            f"{len(rounds)} rounds; {io_ratio:.2f}x raw read + predict + write). Rounds (raw "
+            f"predict / flow wall): {per_round}."
         )
     from importlib.metadata import version
 
@@ -235,17 +272,20 @@ def _table(args: Any, raw: dict[str, float], results: list[tuple[str, Any]], mb:
 
 
 def _write_readme(table: str) -> None:
+    text = README.read_text() if README.exists() else "# Benchmarks\n"
+    section = re.search(re.escape(START) + r".*?" + re.escape(END), text, flags=re.S)
+    notes = NOTES.search(section.group(0)) if section else None
     body = (
         f"{START}\n## Batch scoring\n\n"
         "`.venv/bin/python bench/bench_scoring.py` (see its docstring for the method). Raw "
         "`predict` uses the model's default OpenMP threads on the whole frame; the flows score "
-        "chunks in parallel with one OpenMP thread per predict. *Wall* is the whole flow run "
-        "(model resolution, staging the input into chunk files, Dask cluster start-up, scoring, "
-        "artifacts); *scoring* is first chunk start → last chunk end. Goal: default runner "
-        "≥ 0.8x raw predict.\n\n"
-        f"{table}\n{END}"
+        "chunks in parallel with one OpenMP thread per predict, each chunk submitted as soon as "
+        "it is staged. *Wall* is the whole flow body (model resolution, staging the input into "
+        "chunk files — overlapping scoring —, Dask cluster start-up, scoring, artifacts); "
+        "*scoring* is first chunk start → last chunk end. Goal: default runner ≥ 0.8x raw "
+        "predict.\n\n"
+        f"{table}\n" + (f"\n{notes.group(0)}\n" if notes else "") + END
     )
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
     if START in text and END in text:
         text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: body, text, flags=re.S)
     else:

@@ -86,7 +86,10 @@ class ScoringConfig(BaseModel):
         min_length=1, description="Folder for part-<chunk>.parquet files and the summary JSON."
     )
     chunk_size: int = Field(
-        default=50_000, ge=1, description="Rows per chunk; memory grows with this, not the input."
+        default=200_000,
+        ge=1,
+        description="Rows per chunk; memory grows with this (x parallelism), not the input. "
+        "Each chunk is one task run: much smaller chunks spend more time in orchestration.",
     )
     runner: Literal["default", "dask"] = Field(
         default="default",
