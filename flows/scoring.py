@@ -33,6 +33,7 @@ from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.scoring import resolve_model, score_chunk_file
 
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+WORKER_DEATH_TIMEOUT = 180  # seconds; a cold worker start on a loaded machine takes ~30 s
 
 
 @flow(
@@ -144,8 +145,10 @@ def _score_all(
             future.add_done_callback(finished.put)
         while in_flight:
             collect_one()
-    except BaseException:
-        wait(list(in_flight))  # no chunk still writing when the staging folder goes
+    except Exception:
+        # No chunk still writing when the staging folder goes. Not on an interrupt or a
+        # timeout (BaseException): those must not wait for the very chunk that hangs.
+        wait(list(in_flight))
         raise
     return results
 
@@ -174,7 +177,11 @@ def _window(config: ScoringConfig, runner: str) -> int:
 
 def dask_task_runner(config: ScoringConfig) -> Any:
     """A ``DaskTaskRunner`` for ``config``: the scheduler at ``dask_address``, else a local
-    cluster of ``dask_workers`` processes with one thread each and OMP_NUM_THREADS=1."""
+    cluster of ``dask_workers`` processes with one thread each and OMP_NUM_THREADS=1.
+
+    The local workers give up after ``WORKER_DEATH_TIMEOUT`` seconds without reaching the
+    scheduler (a worker process that never connects would otherwise keep the cluster's start,
+    and so the flow run, waiting forever)."""
     from prefect_dask import DaskTaskRunner
 
     if config.dask_address:
@@ -186,6 +193,7 @@ def dask_task_runner(config: ScoringConfig) -> Any:
             "processes": True,
             "dashboard_address": ":0",
             "env": dict(WORKER_ENV),
+            "death_timeout": WORKER_DEATH_TIMEOUT,
         }
     )
 
