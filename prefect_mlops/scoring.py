@@ -498,9 +498,9 @@ def stage_chunks(config: ScoringConfig, features: list[str], job_id: str) -> Ite
     Only one chunk is in memory at a time. Nothing is written when the input lacks a feature
     column (ScoringError) or cannot be read (DataIngestError); a DataIngestError also names an
     input with no rows, after the last chunk. Old part files are removed before the first chunk
-    is written when ``overwrite`` is on. The staging folder is deleted when reading fails or the
-    caller stops early (closes the generator); after a complete run the caller removes it
-    (:func:`remove_staging`).
+    is written when ``overwrite`` is on. The staging folder is deleted here when reading the
+    input fails; otherwise it is the caller's to remove (:func:`remove_staging`), also when the
+    caller stops early (so a failed job's chunks can be kept for debugging).
     """
     import pyarrow.feather as feather
 
@@ -525,6 +525,8 @@ def stage_chunks(config: ScoringConfig, features: list[str], job_id: str) -> Ite
             yield ChunkFile(index=index, path=str(path), rows=table.num_rows, seconds=seconds)
             index += 1
             started = time.perf_counter()
+    except GeneratorExit:  # the caller stopped early: its cleanup decides
+        raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -570,7 +572,12 @@ def request_ids(job_id: str, chunk_index: int, n_rows: int) -> pa.Array:
 def _align_dtypes(frame: pd.DataFrame, feature_types: dict[str, str]) -> pd.DataFrame:
     """Give columns the kind the signature declares where a chunk's inference differs: an
     all-missing string column read as float goes back to object, integers declared as double
-    become float64 (as at training time)."""
+    become float64 (as at training time), and missing text is NaN (not the None that Arrow
+    and Parquet give), as :func:`prefect_mlops.data.read_table` gave it to training."""
+    from prefect_mlops.data import normalize_missing
+
+    if frame.select_dtypes(include="object").isna().to_numpy().any():
+        frame = normalize_missing(frame.copy())
     changes: dict[str, str] = {}
     for col, kind in feature_types.items():
         if col not in frame.columns:
