@@ -206,7 +206,7 @@ def run_batch_scoring(config: ScoringConfig) -> ScoringSummary:
     its URL to the workers (through the settings context Prefect serializes with each task).
     """
     if config.runner != "dask":
-        runner = ThreadPoolTaskRunner(max_workers=config.parallelism)
+        runner: Any = ThreadPoolTaskRunner(max_workers=config.parallelism)
         return batch_scoring.with_options(task_runner=runner)(config)
     flow_with_dask = batch_scoring.with_options(task_runner=dask_task_runner(config))
     from prefect.settings import PREFECT_API_URL, temporary_settings
