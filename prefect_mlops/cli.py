@@ -255,7 +255,7 @@ def score(
     alias: Annotated[str, typer.Option(help="Alias used when no --version.")] = "champion",
     chunk_size: Annotated[
         int, typer.Option(help="Rows per chunk; memory grows with this, not the file.")
-    ] = 50_000,
+    ] = 200_000,
     id_column: Annotated[
         str | None, typer.Option(help="Column copied next to each prediction.")
     ] = None,
