@@ -34,6 +34,7 @@ from prefect_mlops.rollout import (
     shadow_agreement,
 )
 from prefect_mlops.settings import get_settings
+from prefect_mlops.tasks.common import retry_transient
 
 
 def _client() -> Any:
@@ -194,7 +195,13 @@ def _log_since(started_at: str) -> pd.DataFrame:
     return log[stamps >= since]
 
 
-@task(name="check-labels", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    name="check-labels",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
 def check_labels(config: DeploymentConfig, version: str) -> LabelSpec | None:
     """Before anything moves: the labels source is readable and has the columns the canary
     needs; returns how to score it (None when no labels are configured)."""
