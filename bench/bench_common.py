@@ -33,6 +33,26 @@ def bench_config(data_path: str | Path):
     )
 
 
+def served_model_config(model_name: str, data_path: str | Path):
+    """The model the serving and batch-scoring benches use: HistGradientBoosting(max_iter=100)
+    on the churn table at ``data_path``, data validation off (not what they measure)."""
+    from prefect_mlops.config import TrainingConfig
+
+    return TrainingConfig.model_validate(
+        {
+            "model_name": model_name,
+            "data": {"path": str(data_path), "timestamp_column": "event_ts"},
+            "target": "churned",
+            "id_column": "customer_id",
+            "estimator": {
+                "class_path": "sklearn.ensemble.HistGradientBoostingClassifier",
+                "params": {"max_iter": 100},
+            },
+            "validation": {"enabled": False},
+        }
+    )
+
+
 def rss_now_bytes() -> int:
     """The current resident set size of this process (VmRSS)."""
     for line in Path("/proc/self/status").read_text().splitlines():

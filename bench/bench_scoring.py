@@ -49,25 +49,14 @@ NOTES = re.compile(r"<!-- batch-scoring-notes:start -->.*?<!-- batch-scoring-not
 
 
 def _train(home: Path, data_dir: Path) -> str:
-    from prefect_mlops.config import TrainingConfig
+    from bench_common import served_model_config
+
     from prefect_mlops.demo_data import generate_churn
     from prefect_mlops.flows.training import continuous_training
 
     train_path = data_dir / "train.parquet"
     generate_churn(20_000, seed=1).to_parquet(train_path, index=False)
-    config = TrainingConfig.model_validate(
-        {
-            "model_name": "churn-bench",
-            "data": {"path": str(train_path), "timestamp_column": "event_ts"},
-            "target": "churned",
-            "id_column": "customer_id",
-            "estimator": {
-                "class_path": "sklearn.ensemble.HistGradientBoostingClassifier",
-                "params": {"max_iter": 100},
-            },
-            "validation": {"enabled": False},
-        }
-    )
+    config = served_model_config("churn-bench", train_path)
     outcome = continuous_training(config)
     return outcome.version
 

@@ -109,27 +109,15 @@ end
 
 def train(work: Path) -> str:
     """Train the churn model with the real flow into ``$MLOPS_HOME``; returns the version."""
+    from bench_common import served_model_config
     from prefect.testing.utilities import prefect_test_harness
 
-    from prefect_mlops.config import TrainingConfig
     from prefect_mlops.demo_data import generate_churn
     from prefect_mlops.flows.training import continuous_training
 
     path = work / "train.parquet"
     generate_churn(20_000, seed=0).to_parquet(path, index=False)
-    config = TrainingConfig.model_validate(
-        {
-            "model_name": MODEL,
-            "data": {"path": str(path), "timestamp_column": "event_ts"},
-            "target": "churned",
-            "id_column": "customer_id",
-            "estimator": {
-                "class_path": "sklearn.ensemble.HistGradientBoostingClassifier",
-                "params": {"max_iter": 100},
-            },
-            "validation": {"enabled": False},
-        }
-    )
+    config = served_model_config(MODEL, path)
     with prefect_test_harness(server_startup_timeout=180):
         outcome = continuous_training(config)
     if "champion" not in (outcome.aliases or []):
