@@ -231,13 +231,11 @@ def hang_backstop() -> Iterator[None]:
         faulthandler.cancel_dump_traceback_later()
 
 
-# Slow-marked again: in a full-suite run (2026-11-23) a spawned worker failed to unpickle the
-# task with "No module named 'prefect_mlops.tasks'" and the flow waited forever for the chunk.
-# Cause: an earlier test (Prefect's flow loader for prefect.yaml entrypoints) puts the
-# repository root on sys.path, workers inherit it, and the source folder prefect_mlops/ (which
-# has no tasks/ subpackage; tasks/ is mapped in by the install) shadows the installed package.
-# The sys.path filter below addresses that; it has not yet been proven in a full-suite run.
-@pytest.mark.slow
+# A spawned worker imports prefect_mlops afresh with this process's sys.path. When the
+# repository root is on it (Prefect's flow loader puts it there), the worker imports the source
+# folder prefect_mlops/, which must import like the installed package (its __init__ extends
+# __path__); before that fix the worker failed with "No module named 'prefect_mlops.tasks'" and
+# the flow waited forever for the chunk. The root is put first here to prove that.
 @pytest.mark.timeout(DASK_TEST_TIMEOUT, method="signal")
 def test_dask_local_cluster_matches_predict(
     hang_backstop: None, trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -248,11 +246,7 @@ def test_dask_local_cluster_matches_predict(
 
     from prefect_mlops.flows.scoring import run_batch_scoring
 
-    def shadows(entry: str) -> bool:  # a source checkout's root, not the installed mapping
-        root = Path(entry or ".").resolve()
-        return (root / "prefect_mlops").is_dir() and not (root / "prefect_mlops/tasks").is_dir()
-
-    monkeypatch.setattr(sys, "path", [p for p in sys.path if not shadows(p)])
+    monkeypatch.setattr(sys, "path", [str(Path(__file__).resolve().parents[1]), *sys.path])
     out = tmp_path / "out"
     config = _config(out, {"path": str(trained.parquet)}, runner="dask", dask_workers=2)
     summary = run_batch_scoring(config)

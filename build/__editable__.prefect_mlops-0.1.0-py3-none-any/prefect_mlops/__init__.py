@@ -1,1 +1,0 @@
-/work/main/prefect_mlops/__init__.py

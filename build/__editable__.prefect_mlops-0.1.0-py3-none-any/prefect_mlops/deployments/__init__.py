@@ -1,1 +1,0 @@
-/work/main/deployments/__init__.py

@@ -1,1 +1,0 @@
-/work/main/flows/__init__.py

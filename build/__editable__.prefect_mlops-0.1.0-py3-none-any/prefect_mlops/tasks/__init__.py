@@ -1,1 +1,0 @@
-/work/main/tasks/__init__.py
