@@ -12,6 +12,7 @@ from prefect_mlops.config import DataSource, TrainingConfig
 from prefect_mlops.errors import ConfigError, DataValidationError
 
 FLOW_FROM_FILE = "prefect_mlops.flows.training:continuous_training_from_file"
+DEPLOY_FLOW = "prefect_mlops.flows.deployment:model_deployment"
 
 
 def write_project(
@@ -73,7 +74,8 @@ def write_project(
 
 
 def deployment_file(model_name: str, directory: Path) -> dict:
-    """A prefect.yaml with a nightly (paused) continuous-training deployment of ``model_name``."""
+    """A prefect.yaml for ``model_name``: nightly (paused) continuous training, and the
+    model-deployment flow (run by hand, from the UI, or by a trigger) for its challenger."""
     return {
         "name": model_name,
         "prefect-version": ">=3.8",
@@ -89,6 +91,15 @@ def deployment_file(model_name: str, directory: Path) -> dict:
                 "work_pool": {"name": "default"},
                 "schedules": [{"cron": "0 3 * * *", "timezone": "UTC", "active": False}],
                 "tags": ["mlops", "continuous-training"],
-            }
+            },
+            {
+                "name": f"{model_name}-model-deployment",
+                "description": f"Infra-validate the challenger of {model_name} in a real BentoML "
+                "server, then roll it out (blue-green, canary or shadow)",
+                "entrypoint": DEPLOY_FLOW,
+                "parameters": {"config": {"model_name": model_name, "strategy": "blue-green"}},
+                "work_pool": {"name": "default"},
+                "tags": ["mlops", "model-deployment"],
+            },
         ],
     }

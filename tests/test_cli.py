@@ -149,7 +149,7 @@ def test_init_writes_a_loadable_project(
     assert config.split.method == "random"
 
     deployment_file = yaml.safe_load((project / "prefect.yaml").read_text())
-    [deployment] = deployment_file["deployments"]
+    deployment, rollout = deployment_file["deployments"]
     assert deployment["name"] == "churn-model-continuous-training"
     assert deployment["work_pool"]["name"] and deployment["tags"]
     assert all(s["active"] is False for s in deployment["schedules"])
@@ -159,6 +159,12 @@ def test_init_writes_a_loadable_project(
     flow = load_flow_from_entrypoint(deployment["entrypoint"], use_placeholder_flow=False)
     params = flow.validate_parameters(deployment["parameters"])
     assert TrainingConfig.from_yaml(params["config_path"]) == config
+    # ... and the model-deployment flow for the challenger that training blesses.
+    assert rollout["name"] == "churn-model-model-deployment" and "schedules" not in rollout
+    deploy_flow = load_flow_from_entrypoint(rollout["entrypoint"], use_placeholder_flow=False)
+    deploy_params = deploy_flow.validate_parameters(rollout["parameters"])
+    assert deploy_params["config"].model_name == config.model_name
+    assert deploy_params["config"].strategy == "blue-green"
 
 
 def test_init_with_a_timestamp_column_uses_a_time_split(churn_file: Path, tmp_path: Path) -> None:
