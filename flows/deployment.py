@@ -57,7 +57,7 @@ def model_deployment(config: DeploymentConfig) -> DeploymentOutcome:
     elif config.strategy == "canary":
         rollout = start_rollout(config, version)
         with _rolled_back_on_failure(config, version):
-            verdict = watch_canary(config, version, rollout.started_at, labels)
+            verdict = watch_canary(config, version, rollout, labels)
         if verdict.decision == "promote":
             promote(config.model_name, version, f"canary promoted: {verdict.reason}")
             result: Literal["promoted", "rolled_back", "shadowed"] = "promoted"
@@ -71,9 +71,16 @@ def model_deployment(config: DeploymentConfig) -> DeploymentOutcome:
     else:
         rollout = start_rollout(config, version)
         with _rolled_back_on_failure(config, version):
-            compared, agreement = watch_shadow(config, version, rollout.started_at)
-        reason = f"shadow agreement {agreement:.2%} over {compared} rows"
-        if config.promote_after_shadow and compared and agreement >= config.min_agreement:
+            shadow = watch_shadow(config, version, rollout)
+        reason = shadow.reason
+        if shadow.decision == "rollback":
+            roll_back(config.model_name, version, f"shadow rolled back: {reason}")
+            result = "rolled_back"
+        elif (
+            config.promote_after_shadow
+            and shadow.compared
+            and shadow.agreement >= config.min_agreement
+        ):
             promote(config.model_name, version, reason)
             result = "promoted"
         else:

@@ -553,6 +553,17 @@ def start_rollout(
     return rollout
 
 
+def record_champion_kept(
+    client: MlflowClient, model_name: str, *, reason: str, actor: str | None = None
+) -> AliasMove | None:
+    """Record in the alias history that ``champion`` stays where it is (a rolled-back rollout):
+    a move onto the version it already names, with ``reason``. None when there is no champion."""
+    champion = alias_state(client, model_name).get(CHAMPION)
+    if champion is None:
+        return None
+    return move_alias(client, model_name, CHAMPION, champion, reason=reason, actor=actor)
+
+
 def end_rollout(client: MlflowClient, model_name: str) -> None:
     """Stop the active rollout (if any): every request goes to the champion again."""
     from mlflow.exceptions import MlflowException

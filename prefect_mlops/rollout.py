@@ -4,6 +4,8 @@
 - canary: is the challenger's live error rate and latency within its thresholds, and, when labels
   arrive, is its live quality no worse than the champion's?
 - shadow: how often do challenger and champion agree on the same requests?
+- both: has the live service loaded the challenger at all? (its ``GET /metadata`` says
+  ``challenger_error``; its serving log shows only champion answers after the takeover time)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from prefect_mlops.config import DataSource
 from prefect_mlops.errors import MLOpsError
 from prefect_mlops.live_quality import LIVE_METRICS, QualityReading
+from prefect_mlops.serving import request_fraction
 
 Strategy = Literal["blue-green", "canary", "shadow"]
 
@@ -79,6 +82,20 @@ class DeploymentConfig(BaseModel):
     poll_seconds: float = Field(
         default=5.0, gt=0, description="Canary/shadow: how often the serving log is read."
     )
+    service_urls: list[str] = Field(
+        default_factory=list,
+        description="Canary/shadow: base URLs of the live service(s) (http://host:port). Their "
+        "GET /metadata is read at every poll (with MLOPS_SERVE_TOKEN): a challenger a service "
+        "cannot load ends the rollout at once, with the service's load error.",
+    )
+    takeover_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Canary/shadow: how long the live service may take to pick up the rollout "
+        "and load the challenger. Later requests answered by the champion alone (canary: those "
+        "the rollout gives the challenger; shadow: all) while the challenger answers none mean "
+        "the service has not loaded it: the rollout ends at once.",
+    )
     labels: DataSource | None = Field(
         default=None,
         description="Canary: ground truth that arrives during the canary, re-read at every "
@@ -123,6 +140,9 @@ class DeploymentConfig(BaseModel):
             raise ValueError(
                 f"labels are judged by the canary strategy only; strategy is {self.strategy!r}"
             )
+        for url in self.service_urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"service_urls: {url!r} is not an http(s):// base URL")
         known = sorted({m for metrics in LIVE_METRICS.values() for m in metrics})
         if self.quality_metric is not None and self.quality_metric not in known:
             raise ValueError(
@@ -224,14 +244,17 @@ def judge_canary(
     *,
     timed_out: bool,
     quality: QualityReading | None = None,
+    not_served: str | None = None,
 ) -> CanaryVerdict:
     """Decide from serving-log rows of the challenger (``variant == 'challenger'``) and, when
     labels are configured, from its live ``quality``.
 
-    A breach rolls back as soon as it is seen (over at least 10 requests, or
-    ``min_labelled_rows`` labelled rows for quality); enough clean requests (and, with labels,
-    enough labelled rows of good quality) promote; too little traffic or too few labels when
-    time is up rolls back (never promote unobserved).
+    ``not_served`` (why the live service is not serving the challenger, see
+    ``challenger_load_error`` and ``unserved_challenger``) rolls back at once. A breach rolls
+    back as soon as it is seen (over at least 10 requests, or ``min_labelled_rows`` labelled
+    rows for quality); enough clean requests (and, with labels, enough labelled rows of good
+    quality) promote; too little traffic or too few labels when time is up rolls back (never
+    promote unobserved).
     """
     rows = _requests_of(log, version, "challenger")
     n = len(rows)
@@ -246,6 +269,8 @@ def judge_canary(
     def verdict(decision: Literal["promote", "rollback", "wait"], reason: str) -> CanaryVerdict:
         return CanaryVerdict(decision, n, error_rate, p99, reason, quality)
 
+    if not_served is not None:
+        return verdict("rollback", f"{not_served} ({figures})")
     if n >= min(10, config.min_requests):
         if error_rate > config.max_error_rate:
             return verdict(
@@ -304,3 +329,89 @@ def shadow_agreement(log: pd.DataFrame, version: str) -> tuple[int, float]:
         return 0, 0.0
     agree = pairs["prediction_shadow"].astype(str) == pairs["prediction_champion"].astype(str)
     return len(pairs), float(agree.mean())
+
+
+@dataclass
+class ShadowVerdict:
+    """The shadow's observation so far and what to do: ``done`` (enough rows compared, or time
+    is up), ``rollback`` (the live service does not serve the challenger) or ``wait``."""
+
+    decision: Literal["done", "rollback", "wait"]
+    compared: int
+    agreement: float
+    reason: str
+
+
+def judge_shadow(
+    log: pd.DataFrame,
+    version: str,
+    config: DeploymentConfig,
+    *,
+    timed_out: bool,
+    not_served: str | None = None,
+) -> ShadowVerdict:
+    """Decide from the shadow rows of ``version`` paired with the champion's: ``not_served``
+    ends the shadow at once (rollback); ``min_requests`` compared rows, or the time limit, end
+    it with the agreement seen."""
+    compared, agreement = shadow_agreement(log, version)
+    figures = f"shadow agreement {agreement:.2%} over {compared} rows"
+    if not_served is not None:
+        return ShadowVerdict("rollback", compared, agreement, f"{not_served} ({figures})")
+    if compared >= config.min_requests or timed_out:
+        return ShadowVerdict("done", compared, agreement, figures)
+    return ShadowVerdict("wait", compared, agreement, figures)
+
+
+def challenger_load_error(metadata: dict[str, Any], version: str, started_at: str) -> str | None:
+    """The live service's reason for not serving ``version``, from its ``GET /metadata``: its
+    ``challenger_error`` once it has taken up this rollout (same challenger version and start
+    time); None while it serves the challenger or has not yet seen the rollout."""
+    rollout = metadata.get("rollout") or {}
+    error = metadata.get("challenger_error")
+    if not error or not isinstance(rollout, dict):
+        return None
+    same = str(rollout.get("challenger_version")) == str(version)
+    if not same or rollout.get("started_at") != started_at:
+        return None
+    return str(error)
+
+
+def unserved_challenger(
+    log: pd.DataFrame,
+    *,
+    model_name: str,
+    version: str,
+    mode: Literal["canary", "shadow"],
+    share: float,
+    started_at: str,
+    config: DeploymentConfig,
+) -> str | None:
+    """Why the serving log shows the live service is not serving ``version``, or None.
+
+    Evidence: at least ``min(10, min_requests)`` requests that arrived ``takeover_seconds``
+    after the rollout started were answered by the champion although the rollout gives them to
+    the challenger (canary: the routed ``share`` of request ids; shadow: every request), while
+    no row at all comes from the challenger. ``log`` holds the rows since the rollout started.
+    """
+    if log.empty:
+        return None
+    rows = log[log["model_name"].astype(str) == model_name] if "model_name" in log else log
+    variant = "challenger" if mode == "canary" else "shadow"
+    if not _requests_of(rows, version, variant).empty:
+        return None
+    after = pd.Timestamp(started_at) + pd.Timedelta(seconds=config.takeover_seconds)
+    champion = rows[
+        (rows["variant"] == "champion") & (pd.to_datetime(rows["timestamp"], utc=True) >= after)
+    ].drop_duplicates("request_id")
+    if mode == "canary":
+        routed = champion["request_id"].astype(str).map(request_fraction) < share
+        champion = champion[routed]
+    n = len(champion)
+    if n < min(10, config.min_requests):
+        return None
+    given = "the challenger's share of" if mode == "canary" else "all"
+    return (
+        f"the live service has not loaded v{version}: {given} {n} requests since "
+        f"{config.takeover_seconds:g} s after the {mode} started were answered by the champion, "
+        f"none by v{version}"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from pathlib import Path
@@ -28,13 +29,18 @@ from prefect_mlops.rollout import (
     DeploymentConfig,
     InfraValidationError,
     InfraValidationReport,
+    ShadowVerdict,
+    challenger_load_error,
     count_mismatches,
     judge_canary,
     judge_infra_validation,
-    shadow_agreement,
+    judge_shadow,
+    unserved_challenger,
 )
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.common import retry_transient
+
+logger = logging.getLogger(__name__)
 
 
 def _client() -> Any:
@@ -159,9 +165,11 @@ def promote(model_name: str, version: str, reason: str) -> registry.AliasMove:
 
 @task(name="roll-back", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def roll_back(model_name: str, version: str, reason: str) -> None:
-    """End the rollout: every request goes back to the champion; the outcome is recorded."""
+    """End the rollout: every request goes back to the champion; the outcome is recorded on the
+    version and, as the champion kept, in the alias history."""
     client = _client()
     registry.end_rollout(client, model_name)
+    registry.record_champion_kept(client, model_name, reason=f"v{version}: {reason}")
     registry.set_version_tags(
         client,
         model_name,
@@ -235,21 +243,79 @@ def _live_quality(
     )
 
 
+def _service_metadata(url: str) -> dict[str, Any] | None:
+    """``GET <url>/metadata`` of a live service, or None when it does not answer (a service
+    that is down says nothing about the challenger; the serving log still does)."""
+    import httpx
+
+    token = get_settings().serve_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.get(url.rstrip("/") + "/metadata", headers=headers, timeout=10)
+        response.raise_for_status()
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        logger.warning("live service %s: no /metadata (%s)", url, exc)
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _not_served(
+    config: DeploymentConfig, version: str, rollout: registry.Rollout, log: pd.DataFrame
+) -> str | None:
+    """Why the live service is not serving the challenger, or None: first what a service at
+    ``service_urls`` says (its load error), else what the serving log shows (then the load
+    error is reproduced here with the service's own loader, when it fails here too)."""
+    for url in config.service_urls:
+        metadata = _service_metadata(url)
+        error = challenger_load_error(metadata or {}, version, rollout.started_at)
+        if error is not None:
+            return f"the live service at {url} cannot load {config.model_name} v{version}: {error}"
+    evidence = unserved_challenger(
+        log, model_name=config.model_name, version=version, mode=rollout.mode,
+        share=rollout.share, started_at=rollout.started_at, config=config,
+    )  # fmt: skip
+    if evidence is None:
+        return None
+    from prefect_mlops.serving import ModelLoadError, load_version
+
+    try:
+        load_version(_client(), config.model_name, version)
+    except ModelLoadError as exc:
+        return f"{evidence}; loading it fails: {exc}"
+    return evidence
+
+
+def _record_not_served(config: DeploymentConfig, version: str, not_served: str | None) -> None:
+    if not_served is not None:
+        registry.set_version_tags(
+            _client(), config.model_name, version, {"mlops.rollout.not_served": not_served}
+        )
+
+
 @task(name="watch-canary", timeout_seconds=24 * 3600, cache_policy=NO_CACHE)
 def watch_canary(
-    config: DeploymentConfig, version: str, started_at: str, labels: LabelSpec | None = None
+    config: DeploymentConfig,
+    version: str,
+    rollout: registry.Rollout,
+    labels: LabelSpec | None = None,
 ) -> CanaryVerdict:
-    """Read the serving log (and the labels, when configured) until the canary is judged
-    healthy, breached, or out of time; records the figures on the version."""
+    """Read the serving log (and the labels, when configured; and the live services'
+    ``/metadata``) until the canary is judged healthy, breached, not served, or out of time;
+    records the figures on the version."""
     deadline = time.monotonic() + config.max_minutes * 60
     while True:
         timed_out = time.monotonic() >= deadline
-        log = _log_since(started_at)
+        log = _log_since(rollout.started_at)
+        not_served = _not_served(config, version, rollout, log)
         quality = _live_quality(config, labels, log, version) if labels else None
-        verdict = judge_canary(log, version, config, timed_out=timed_out, quality=quality)
+        verdict = judge_canary(
+            log, version, config, timed_out=timed_out, quality=quality, not_served=not_served
+        )
         if verdict.decision != "wait":
             break
         time.sleep(config.poll_seconds)
+    _record_not_served(config, version, not_served)
     tags = {
         "mlops.canary.requests": str(verdict.requests),
         "mlops.canary.error_rate": f"{verdict.error_rate:.4f}",
@@ -270,19 +336,28 @@ def watch_canary(
 
 
 @task(name="watch-shadow", timeout_seconds=24 * 3600, cache_policy=NO_CACHE)
-def watch_shadow(config: DeploymentConfig, version: str, started_at: str) -> tuple[int, float]:
-    """Read the serving log until ``min_requests`` rows were shadowed (or time is up); returns
-    (rows compared, agreement) and records them on the version."""
+def watch_shadow(
+    config: DeploymentConfig, version: str, rollout: registry.Rollout
+) -> ShadowVerdict:
+    """Read the serving log until ``min_requests`` rows were shadowed, time is up, or the live
+    service is found not to serve the challenger; records rows and agreement on the version."""
     deadline = time.monotonic() + config.max_minutes * 60
     while True:
-        compared, agreement = shadow_agreement(_log_since(started_at), version)
-        if compared >= config.min_requests or time.monotonic() >= deadline:
+        timed_out = time.monotonic() >= deadline
+        log = _log_since(rollout.started_at)
+        not_served = _not_served(config, version, rollout, log)
+        verdict = judge_shadow(log, version, config, timed_out=timed_out, not_served=not_served)
+        if verdict.decision != "wait":
             break
         time.sleep(config.poll_seconds)
+    _record_not_served(config, version, not_served)
     registry.set_version_tags(
         _client(),
         config.model_name,
         version,
-        {"mlops.shadow.rows": str(compared), "mlops.shadow.agreement": f"{agreement:.4f}"},
+        {
+            "mlops.shadow.rows": str(verdict.compared),
+            "mlops.shadow.agreement": f"{verdict.agreement:.4f}",
+        },
     )
-    return compared, agreement
+    return verdict

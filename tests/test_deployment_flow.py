@@ -8,6 +8,8 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -85,20 +87,28 @@ def test_blue_green_promotes_after_infra_validation(in_home: Path) -> None:
     assert "blue-green" in last.reason
 
 
+def _intact_copy(tmp_path: Path) -> tuple[str, Path]:
+    """A copy of v2's model folder registered as a new version (its training run, so its
+    offline predictions, are v2's); returns the version and the folder."""
+    client = _client()
+    original = Path(urlparse(client.get_model_version_download_uri(MODEL, "2")).path)
+    folder = tmp_path / "copied-model"
+    shutil.copytree(original, folder)
+    run_id = client.get_model_version(MODEL, "2").run_id
+    version = registry.create_version(
+        client, model_name=MODEL, model_uri=str(folder), run_id=run_id, tags={},
+        blessed=True, reason="copy of v2 for the test",
+    )  # fmt: skip
+    return version, folder
+
+
 def test_corrupt_candidate_is_not_promoted(in_home: Path, tmp_path: Path) -> None:
     _reset_champion("1")
     client = _client()
     # A copy of v2's model folder whose model file is gone, registered as a new version.
-    original = Path(urlparse(client.get_model_version_download_uri(MODEL, "2")).path)
-    v2_run = client.get_model_version(MODEL, "2").run_id
-    broken = tmp_path / "broken-model"
-    shutil.copytree(original, broken)
+    version, broken = _intact_copy(tmp_path)
     for path in broken.glob("model.*"):
         path.unlink()
-    version = registry.create_version(
-        client, model_name=MODEL, model_uri=str(broken), run_id=v2_run, tags={},
-        blessed=True, reason="corrupt copy for the test",
-    )  # fmt: skip
     # The server cannot load it and exits by itself (long before this timeout).
     config = DeploymentConfig(model_name=MODEL, version=version, startup_timeout_seconds=170)
     with pytest.raises(InfraValidationError, match="did not start") as failed:
@@ -109,14 +119,17 @@ def test_corrupt_candidate_is_not_promoted(in_home: Path, tmp_path: Path) -> Non
 
 
 def _deploy_under_traffic(
-    config: DeploymentConfig, labels: Path | None = None
+    config: DeploymentConfig, labels: Path | None = None, *, service_url: bool = False
 ) -> tuple[DeploymentOutcome, list[int]]:
     """Run the deployment flow while a client sends live traffic to a served champion; returns
     the outcome and the failed-request count of each traffic round. With ``labels``, the true
-    value of every answered row is written there (request id + row) as it "arrives"."""
+    value of every answered row is written there (request id + row) as it "arrives". With
+    ``service_url`` the flow is told the live service's URL (``service_urls``)."""
     env = {"MLOPS_SERVE_MODEL_NAME": MODEL, "MLOPS_SERVE_RELOAD_SECONDS": "1"}
     stop, failures = threading.Event(), []
     with run_service(env) as service:
+        if service_url:
+            config = config.model_copy(update={"service_urls": [service.url]})
         sender = threading.Thread(target=_traffic, args=(service.url, stop, failures, labels))
         sender.start()
         try:
@@ -336,3 +349,93 @@ def test_canary_with_a_challenger_that_raises_rolls_back(in_home: Path, tmp_path
     assert tags["mlops.infra_validation"] == "passed"
     # Only challenger requests failed; the champion kept answering.
     assert sum(failures) > 0
+
+
+@contextmanager
+def _corrupted_after_infra_validation(version: str, folder: Path) -> Iterator[threading.Event]:
+    """Delete the model file of ``folder`` as soon as ``version`` passed infra-validation, i.e.
+    before the rollout starts: the live service then cannot load it. The event is set once done."""
+    stop, done = threading.Event(), threading.Event()
+
+    def corrupt() -> None:
+        client = _client()
+        while not stop.is_set():
+            tags = client.get_model_version(MODEL, version).tags
+            if tags.get("mlops.infra_validation") == "passed":
+                for path in folder.glob("model.*"):
+                    path.unlink()
+                done.set()
+                return
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=corrupt)
+    watcher.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+
+
+def _deploy_unloadable_challenger(
+    tmp_path: Path, loaded_error: str, within: float, *, service_url: bool = False, **limits: Any
+) -> tuple[DeploymentOutcome, list[int], str]:
+    """Deploy an intact copy of v2 that is corrupted once it passed infra-validation, under
+    live traffic, and check the rollout is rolled back ``within`` seconds of its start
+    (max_minutes is 3) naming the version and ``loaded_error``; champion v1 kept; the version's
+    tags and the alias history say why. Returns the outcome, failures and the version."""
+    _reset_champion("1")
+    client = _client()
+    registry.move_alias(client, MODEL, "challenger", "2", reason="test reset")
+    version, folder = _intact_copy(tmp_path)
+    moves_before = len(registry.alias_history(client, MODEL))
+    config = DeploymentConfig(
+        model_name=MODEL, version=version, max_minutes=3, poll_seconds=0.5, **limits
+    )
+    with _corrupted_after_infra_validation(version, folder) as corrupted:
+        outcome, failures = _deploy_under_traffic(config, service_url=service_url)
+    assert corrupted.is_set()
+    assert outcome.result == "rolled_back", outcome.reason
+    assert f"v{version}" in outcome.reason and loaded_error in outcome.reason
+    assert f"models:/{MODEL}/{version}" in outcome.reason
+    assert registry_state(MODEL)[0]["champion"] == "1"
+    assert registry.get_rollout(client, MODEL) is None
+    tags = client.get_model_version(MODEL, version).tags
+    assert tags["mlops.infra_validation"] == "passed"
+    assert tags["mlops.rollout.result"] == "rolled_back"
+    assert loaded_error in tags["mlops.rollout.reason"]
+    assert loaded_error in tags["mlops.rollout.not_served"]
+    history = registry.alias_history(client, MODEL)
+    moves = [(m.alias, m.from_version, m.to_version) for m in history[moves_before:]]
+    # The rollout moved 'challenger' onto the version; its end is recorded as champion v1 kept.
+    assert moves == [("challenger", "2", version), ("champion", "1", "1")]
+    started, ended = history[-2:]
+    assert f"v{version}" in ended.reason and loaded_error in ended.reason
+    took = datetime.fromisoformat(ended.at) - datetime.fromisoformat(started.at)
+    assert took.total_seconds() < within, outcome.reason
+    return outcome, failures, version
+
+
+def test_canary_whose_challenger_the_live_service_cannot_load_rolls_back_at_once(
+    in_home: Path, tmp_path: Path
+) -> None:
+    """The live service's /metadata names the load error at its next registry poll."""
+    outcome, failures, _ = _deploy_unloadable_challenger(
+        tmp_path, "cannot load", within=20, service_url=True,
+        strategy="canary", canary_share=0.5, min_requests=15,
+    )  # fmt: skip
+    assert "the live service at http://127.0.0.1:" in outcome.reason
+    assert sum(failures) == 0  # the champion answered every request
+
+
+def test_shadow_whose_challenger_the_live_service_cannot_load_rolls_back_at_once(
+    in_home: Path, tmp_path: Path
+) -> None:
+    """No service URL: the serving log shows only champion answers after the takeover time."""
+    outcome, failures, version = _deploy_unloadable_challenger(
+        tmp_path, "loading it fails", within=30,
+        strategy="shadow", min_requests=10, takeover_seconds=4,
+    )  # fmt: skip
+    assert "answered by the champion, none by" in outcome.reason
+    assert sum(failures) == 0
+    assert _client().get_model_version(MODEL, version).tags["mlops.shadow.rows"] == "0"
