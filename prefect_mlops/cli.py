@@ -431,17 +431,22 @@ def serve(
     Set `MLOPS_SERVE_TOKEN` to require a bearer token. Stops on Ctrl-C.
     """
     _quiet_environment()
-    import subprocess
     import sys
 
     from prefect_mlops.service_process import SERVICE_TARGET, neutral_working_dir
+    from prefect_mlops.settings import get_settings
 
-    env = {**os.environ, "MLOPS_SERVE_MODEL_NAME": name, "MLOPS_SERVE_ALIAS": alias}
+    # The server runs from a neutral folder: pass every location absolute (./.mlops is here).
+    env = {**os.environ, **get_settings().location_env()}
+    env |= {"MLOPS_SERVE_MODEL_NAME": name, "MLOPS_SERVE_ALIAS": alias}
     if version:
         env["MLOPS_SERVE_VERSION"] = version
     command = [sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET]
     command += ["--host", host, "--port", str(port)]
-    raise typer.Exit(subprocess.call(command, env=env, cwd=neutral_working_dir()))
+    # Become the server (exec, no parent left behind): SIGTERM from a supervisor, `docker stop`
+    # or a test reaches BentoML itself, which stops its workers and flushes the serving log.
+    os.chdir(neutral_working_dir())
+    os.execve(sys.executable, command, env)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from prefect_mlops.errors import MLOpsError
 from prefect_mlops.serving import CANNOT_START
+from prefect_mlops.settings import get_settings
 
 SERVICE_TARGET = "prefect_mlops.deployments.service:ModelService"
 
@@ -100,6 +101,8 @@ def run_service(
         "DO_NOT_TRACK": "true",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        # It runs from a neutral folder: every location absolute, unless ``env`` sets it.
+        **get_settings().location_env(),
         **env,
     }
     command = [
@@ -120,14 +123,16 @@ def run_service(
         url=f"http://127.0.0.1:{port}", process=process, log_path=Path(log_file.name)
     )
     try:
-        _wait_ready(service, ready_path, startup_timeout)
+        wait_ready(service, ready_path, startup_timeout)
         yield service
     finally:
         stop_process(process)
         log_file.close()
 
 
-def _wait_ready(service: RunningService, path: str, timeout: float) -> None:
+def wait_ready(service: RunningService, path: str, timeout: float) -> None:
+    """Wait until ``service`` answers 200 on ``path``; raises ServiceStartError (with the
+    service's own reason and its log tail) when it exits first or ``timeout`` passes."""
     import httpx
 
     deadline = time.monotonic() + timeout

@@ -80,18 +80,20 @@ class Settings(BaseSettings):
 
     @property
     def resolved_tracking_uri(self) -> str:
-        """The MLflow tracking URI in force."""
-        return self.tracking_uri or f"sqlite:///{self.home_path / 'mlflow.db'}"
+        """The MLflow tracking URI in force (a relative SQLite or file path made absolute)."""
+        return absolute_uri(self.tracking_uri or f"sqlite:///{self.home_path / 'mlflow.db'}")
 
     @property
     def resolved_registry_uri(self) -> str:
         """The MLflow registry URI in force."""
-        return self.registry_uri or self.resolved_tracking_uri
+        return absolute_uri(self.registry_uri) if self.registry_uri else self.resolved_tracking_uri
 
     @property
     def resolved_artifact_location(self) -> str:
         """Artifact root used when an experiment is created."""
-        return self.artifact_location or (self.home_path / "mlartifacts").as_uri()
+        if self.artifact_location:
+            return absolute_uri(self.artifact_location)
+        return (self.home_path / "mlartifacts").as_uri()
 
     @property
     def resolved_serving_log_dir(self) -> Path:
@@ -102,6 +104,36 @@ class Settings(BaseSettings):
     def resolved_snapshot_dir(self) -> Path:
         """Folder of the data snapshots."""
         return (self.snapshot_dir or self.home_path / "snapshots").expanduser().resolve()
+
+
+    def location_env(self) -> dict[str, str]:
+        """Every location as an absolute ``MLOPS_*`` variable, for a process started in another
+        folder (``bentoml serve`` runs from a neutral one): relative defaults such as
+        ``./.mlops`` would otherwise resolve against that folder and find no registry."""
+        return {
+            "MLOPS_HOME": str(self.home_path),
+            "MLOPS_TRACKING_URI": self.resolved_tracking_uri,
+            "MLOPS_REGISTRY_URI": self.resolved_registry_uri,
+            "MLOPS_ARTIFACT_LOCATION": self.resolved_artifact_location,
+            "MLOPS_SNAPSHOT_DIR": str(self.resolved_snapshot_dir),
+            "MLOPS_SERVING_LOG_DIR": str(self.resolved_serving_log_dir),
+        }
+
+
+def absolute_uri(uri: str) -> str:
+    """``uri`` with a relative local path made absolute against the working directory:
+    ``sqlite:///rel.db`` (three slashes: relative), ``file:rel`` and plain paths. Server and
+    database URLs (``http://``, ``postgresql://``, ``databricks``) are returned unchanged."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path, sep, query = uri.removeprefix("sqlite:///").partition("?")
+        if path and path != ":memory:":
+            return f"sqlite:///{Path(path).expanduser().resolve()}{sep}{query}"
+        return uri
+    if uri.startswith("file:") and not uri.startswith("file:/"):
+        return Path(uri.removeprefix("file:")).expanduser().resolve().as_uri()
+    if "://" not in uri and (uri.startswith((".", "~", "/")) or "/" in uri or "\\" in uri):
+        return str(Path(uri).expanduser().resolve())
+    return uri
 
 
 def get_settings() -> Settings:

@@ -320,3 +320,56 @@ def test_deploy_refuses_bad_quality_options_before_anything_runs(
     assert code == 1
     assert named in output
     assert _invoke("models")[1] == before
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+def test_serve_with_a_relative_home_reads_that_registry(
+    trained: tuple[Path, str], churn_file: Path, tmp_path: Path
+) -> None:
+    """The README's `prefect-mlops serve NAME` after `make demo`: MLOPS_HOME is relative (the
+    default ./.mlops), while the server runs from a neutral folder; it must still serve the
+    registry of the folder the command was started in."""
+    import os
+
+    import httpx
+    import pandas as pd
+
+    from prefect_mlops.service_process import (
+        RunningService,
+        free_port,
+        stop_process,
+        wait_ready,
+    )
+
+    home, _ = trained
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env["MLOPS_HOME"] = home.name  # relative to the working directory, like ./.mlops
+    env["MLOPS_SERVE_RELOAD_SECONDS"] = "0"
+    port = free_port()
+    cli = str(Path(sys.executable).with_name("prefect-mlops"))
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [cli, "serve", "cli-churn", "--port", str(port)],
+            env=env,
+            cwd=home.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    service = RunningService(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    try:
+        wait_ready(service, "/readyz", 240)
+        row = pd.read_csv(churn_file).drop(columns=["churned"]).head(2)
+        reply = httpx.post(
+            service.url + "/predict", content=row.to_json(orient="records"), timeout=60
+        )
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["model_version"] == "1" and len(body["predictions"]) == 2
+    finally:
+        stop_process(process)
+    # The request was logged under that home too (written at shutdown at the latest).
+    assert list((home / "serving_log").rglob("*.parquet")), service.log_tail()

@@ -231,3 +231,53 @@ def test_describe_hides_the_sql_password() -> None:
 
 def test_describe_of_a_file_is_its_path() -> None:
     assert DataSource(path="/data/churn.csv").describe() == "/data/churn.csv"
+
+
+# --- settings: locations for a process started elsewhere ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("sqlite:///rel/m.db", "sqlite:///{cwd}/rel/m.db"),
+        ("sqlite:////abs/m.db", "sqlite:////abs/m.db"),
+        ("sqlite:///rel.db?timeout=20", "sqlite:///{cwd}/rel.db?timeout=20"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("file:mlruns", "file://{cwd}/mlruns"),
+        ("./mlruns", "{cwd}/mlruns"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("postgresql://mlflow@127.0.0.1/mlflow", "postgresql://mlflow@127.0.0.1/mlflow"),
+        ("databricks", "databricks"),
+    ],
+)
+def test_absolute_uri_resolves_only_relative_local_paths(
+    uri: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect_mlops.settings import absolute_uri
+
+    monkeypatch.chdir(tmp_path)
+    assert absolute_uri(uri) == expected.format(cwd=tmp_path.resolve())
+
+
+def test_location_env_is_absolute_and_read_back_elsewhere_gives_the_same_locations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect_mlops.settings import Settings
+
+    for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    here = Settings(home=Path(".mlops"), serving_log_dir=Path("logs"))
+    env = here.location_env()
+    assert env["MLOPS_HOME"] == str(tmp_path.resolve() / ".mlops")
+    assert env["MLOPS_TRACKING_URI"] == f"sqlite:///{tmp_path.resolve()}/.mlops/mlflow.db"
+    assert env["MLOPS_SERVING_LOG_DIR"] == str(tmp_path.resolve() / "logs")
+    # A process in another folder, given these variables, finds the same places.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    there = Settings()
+    assert there.location_env() == env
+    assert there.resolved_registry_uri == here.resolved_registry_uri
