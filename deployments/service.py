@@ -52,15 +52,23 @@ from typing import Any  # noqa: E402
 
 import anyio  # noqa: E402
 import bentoml  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
+from fastapi import FastAPI, Security  # noqa: E402
+from fastapi.security import HTTPBearer  # noqa: E402
+from pydantic import ConfigDict, Field  # noqa: E402
+from pydantic.json_schema import SkipJsonSchema  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
 
 from prefect_mlops.serving import (  # noqa: E402
     CANNOT_START,
+    COLUMNS_DOC,
+    RECORDS_DOC,
+    ErrorResponse,
     ModelLoadError,
+    PredictResponse,
+    ReloadResponse,
     ServingRuntime,
+    predict_body_schema,
     preflight,
     token_ok,
 )
@@ -94,7 +102,11 @@ def _get_runtime() -> ServingRuntime | None:
     return _runtime
 
 
-async def predict(request: Request) -> Response:
+# -- the handlers: one per endpoint, shared by the BentoML api methods and the mounted app ---
+
+
+async def predict_endpoint(request: Request) -> Response:
+    """``POST /predict``: the raw body goes to ``ServingRuntime.predict`` (parsed once)."""
     runtime = _get_runtime()
     if runtime is None:
         return _json(503, {"error": "the service is starting; no model loaded yet"})
@@ -105,7 +117,8 @@ async def predict(request: Request) -> Response:
     return _json(reply.status, reply.body, reply.body.get("request_id"))
 
 
-async def metadata(request: Request) -> Response:
+async def metadata_endpoint(request: Request) -> Response:
+    """``GET /metadata`` (and ``POST``, for the BentoML client)."""
     runtime = _get_runtime()
     if runtime is None:
         return _json(503, {"error": "the service is starting; no model loaded yet"})
@@ -114,7 +127,8 @@ async def metadata(request: Request) -> Response:
     return _json(200, runtime.metadata())
 
 
-async def reload(request: Request) -> Response:
+async def reload_endpoint(request: Request) -> Response:
+    """``POST /reload``: re-read the registry now."""
     runtime = _get_runtime()
     if runtime is None:
         return _json(503, {"error": "the service is starting; no model loaded yet"})
@@ -144,13 +158,128 @@ async def reload(request: Request) -> Response:
     )
 
 
-app = Starlette(
-    routes=[
-        Route("/predict", predict, methods=["POST"]),
-        Route("/metadata", metadata, methods=["GET"]),
-        Route("/reload", reload, methods=["POST"]),
-    ]
+# -- OpenAPI: the mounted FastAPI app documents the three paths (BentoML merges them into
+# /docs.json, replacing what it would generate for its api routes of the same path) ---------
+
+_AUTH_DOC = (
+    "Needs `Authorization: Bearer <token>` when the service runs with MLOPS_SERVE_TOKEN "
+    "(else 401 with `WWW-Authenticate: Bearer`)."
 )
+
+
+# Documents the bearer scheme (Swagger's "Authorize"); never refuses: the handlers check the
+# token themselves, with or without this app.
+_BEARER = [Security(HTTPBearer(auto_error=False, description="MLOPS_SERVE_TOKEN"))]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+_UNAUTHORIZED = _error("Missing or wrong bearer token (field 'Authorization').")
+_STARTING = _error("No model loaded yet (the service is starting).")
+
+app = FastAPI(
+    title="prefect-mlops model service",
+    openapi_tags=[{"name": "Service APIs"}],  # BentoML's group for its api endpoints
+    docs_url=None,  # BentoML serves the UI (/) and the merged spec (/docs.json)
+    redoc_url=None,
+    openapi_url=None,
+)
+app.add_api_route(
+    "/predict",
+    predict_endpoint,
+    methods=["POST"],
+    operation_id="predict",
+    tags=["Service APIs"],
+    summary="Predict rows with the served model",
+    description=(
+        'Body: `{"records": [{...}, ...]}`, `{"columns": {"feature": [...]}}` or a bare '
+        "list of records. Each row is checked against the model signature (GET /metadata) "
+        "before it joins a batch; errors name the field. An `X-Request-ID` header is echoed. "
+        + _AUTH_DOC
+    ),
+    response_model=None,
+    dependencies=_BEARER,
+    responses={
+        200: {"model": PredictResponse, "description": "Predictions, one per row."},
+        400: _error("Empty body or malformed JSON (field 'body')."),
+        401: _UNAUTHORIZED,
+        413: _error("More rows than MLOPS_SERVE_MAX_ROWS."),
+        422: _error("A field breaks the model signature, or no row was sent."),
+        500: _error("The model failed on valid input."),
+        503: _STARTING,
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": predict_body_schema()}},
+        }
+    },
+)
+_METADATA_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The served model and the service's counters."},
+    401: _UNAUTHORIZED,
+    503: _STARTING,
+}
+for _method in ("GET", "POST"):
+    app.add_api_route(
+        "/metadata",
+        metadata_endpoint,
+        methods=[_method],
+        operation_id=f"metadata_{_method.lower()}",
+        tags=["Service APIs"],
+        summary="Served model: version, signature, lineage, rollout, reload and log counters",
+        description="GET and POST (the BentoML client's `metadata()`) answer alike. " + _AUTH_DOC,
+        response_model=None,
+        responses=_METADATA_RESPONSES,
+        dependencies=_BEARER,
+    )
+app.add_api_route(
+    "/reload",
+    reload_endpoint,
+    methods=["POST"],
+    operation_id="reload",
+    tags=["Service APIs"],
+    summary="Re-read the registry now and swap to the models it names",
+    description="The old models answer until the new ones are loaded. " + _AUTH_DOC,
+    response_model=None,
+    dependencies=_BEARER,
+    responses={
+        200: {"model": ReloadResponse, "description": "What is served now."},
+        401: _UNAUTHORIZED,
+        503: _error("The registry cannot be read or the model cannot load: still serving."),
+    },
+)
+
+
+# -- BentoML api methods: listed in /schema.json, so bentoml.SyncHTTPClient/AsyncHTTPClient
+# get predict(), metadata() and reload() ---------------------------------------------------
+
+
+class _RawRequest(bentoml.IODescriptor):
+    """An input spec that leaves the body unparsed: the api method gets the HTTP request and
+    hands it to the shared handler, so the body is parsed once, against the model signature
+    (a bare list, malformed JSON and every error answer stay exactly as documented)."""
+
+    http_request: SkipJsonSchema[Any] = Field(None, exclude=True)
+
+    @classmethod
+    async def from_http_request(cls, request: Request, serde: Any) -> _RawRequest:
+        return cls.model_construct(http_request=request)
+
+
+class _JSONObject(bentoml.IODescriptor):
+    """Any JSON object, handed to the client as it is (no properties for it to filter)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class PredictInput(_RawRequest):
+    """``client.predict(records=[...])`` or ``client.predict(columns={...})``."""
+
+    records: list[dict[str, Any]] | None = Field(None, description=RECORDS_DOC)
+    columns: dict[str, list[Any]] | None = Field(None, description=COLUMNS_DOC)
 
 
 @bentoml.service(
@@ -166,6 +295,31 @@ app = Starlette(
 @bentoml.asgi_app(app, path="/")
 class ModelService:
     """Serves ``models:/<MLOPS_SERVE_MODEL_NAME>@<MLOPS_SERVE_ALIAS>`` (or a pinned version)."""
+
+    # BentoML's router tries its api routes before the mounted app, so POST /predict,
+    # /metadata and /reload reach these methods; GET /metadata reaches the mounted app.
+    # Both call the same handler.
+
+    @bentoml.api(route="/predict", input_spec=PredictInput, output_spec=PredictResponse)
+    async def predict(
+        self,
+        records: list[dict[str, Any]] | None = None,
+        columns: dict[str, list[Any]] | None = None,
+        http_request: Any = None,
+    ) -> Response:
+        """Predictions for ``records`` (one object per row) or ``columns`` (one list per
+        feature); answers as ``POST /predict``."""
+        return await predict_endpoint(http_request)
+
+    @bentoml.api(route="/metadata", input_spec=_RawRequest, output_spec=_JSONObject)
+    async def metadata(self, http_request: Any = None) -> Response:
+        """The served model: version, signature, lineage, rollout; as ``GET /metadata``."""
+        return await metadata_endpoint(http_request)
+
+    @bentoml.api(route="/reload", input_spec=_RawRequest, output_spec=ReloadResponse)
+    async def reload(self, http_request: Any = None) -> Response:
+        """Re-read the registry now; as ``POST /reload``."""
+        return await reload_endpoint(http_request)
 
     @bentoml.on_deployment
     def check_registry() -> None:

@@ -332,6 +332,101 @@ def test_concurrent_good_and_bad_requests(server: Server, reg: Registry) -> None
                 assert resp.json()["predictions"] == [expected] * (1 + i % 3)
 
 
+def _champion_model(reg: Registry, name: str = MODEL) -> Any:
+    """The registered version 1, loaded in this process straight from its artifact."""
+    from urllib.parse import urlparse
+
+    import mlflow
+
+    source = urlparse(reg.client.get_model_version_download_uri(name, "1")).path
+    return mlflow.sklearn.load_model(source)
+
+
+def test_bentoml_client_predicts_like_the_model(server: Server, reg: Registry) -> None:
+    import bentoml
+    import numpy as np
+
+    model = _champion_model(reg)
+    records = _records(reg, 40)
+    features = reg.offline.drop(columns=["prediction"]).head(40)[list(model.feature_names_in_)]
+    with bentoml.SyncHTTPClient(server.url, token=TOKEN) as client:
+        data = client.predict(records=records)
+        as_columns = client.predict(columns={k: [r[k] for r in records] for k in records[0]})
+        positional = client.predict(records[:3])  # the first parameter is records
+        meta = client.metadata()
+    assert (data["model_name"], data["model_version"], data["variant"]) == (MODEL, "1", "champion")
+    assert data["request_id"]
+    assert data["predictions"] == model.predict(features).tolist()
+    assert data["classes"] == model.classes_.tolist()
+    np.testing.assert_allclose(data["probabilities"], model.predict_proba(features), rtol=1e-9)
+    assert as_columns["predictions"] == data["predictions"]
+    assert positional["predictions"] == data["predictions"][:3]
+    assert meta["model_version"] == "1" and meta["signature"]["inputs"]
+
+
+def test_bentoml_async_client(server: Server, reg: Registry) -> None:
+    import asyncio
+
+    import bentoml
+
+    async def ask() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with bentoml.AsyncHTTPClient(server.url, token=TOKEN) as client:
+            return await client.predict(records=_records(reg, 5)), await client.metadata()
+
+    data, meta = asyncio.run(ask())
+    assert data["predictions"] == reg.offline["prediction"].head(5).tolist()
+    assert meta["model_version"] == data["model_version"] == "1"
+
+
+def test_bentoml_client_errors_name_the_field(server: Server, reg: Registry) -> None:
+    import bentoml
+    from bentoml.exceptions import BentoMLException
+
+    row = _records(reg, 1)[0]
+    # /schema.json is open (the client reads it first), /predict is not.
+    with bentoml.SyncHTTPClient(server.url) as anonymous, pytest.raises(BentoMLException) as denied:
+        anonymous.predict(records=[row])
+    assert denied.value.error_code == 401 and "Authorization" in str(denied.value)
+    with bentoml.SyncHTTPClient(server.url, token=TOKEN) as client:
+        with pytest.raises(BentoMLException) as bad:
+            client.predict(records=[{**row, "monthly_charges": "lots"}])
+        assert bad.value.error_code == 422
+        assert json.loads(str(bad.value))["field"] == "records[0].monthly_charges"
+        with pytest.raises(BentoMLException) as both:
+            client.predict(records=[row], columns={"age": [1]})
+        assert both.value.error_code == 422 and "not both" in str(both.value)
+        with pytest.raises(BentoMLException) as empty:
+            client.predict(records=[])
+        assert empty.value.error_code == 422 and '"field":"records"' in str(empty.value)
+
+
+def test_openapi_documents_predict_metadata_and_reload(server: Server) -> None:
+    spec = httpx.get(f"{server.url}/docs.json", timeout=30).json()
+    predict = spec["paths"]["/predict"]["post"]
+    body = predict["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    assert [b.get("required", b["type"]) for b in body] == [["records"], ["columns"], "array"]
+    assert {"200", "400", "401", "413", "422", "503"} <= set(predict["responses"])
+    assert predict["responses"]["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
+    }
+    assert predict["security"] == [{"HTTPBearer": []}]
+    assert {"get", "post"} <= set(spec["paths"]["/metadata"])
+    assert "post" in spec["paths"]["/reload"]
+    schemas = spec["components"]["schemas"]
+    assert {"predictions", "probabilities", "model_version"} <= set(
+        schemas["PredictResponse"]["properties"]
+    )
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    # BentoML's client builds its methods from /schema.json; the UI at / reads /docs.json.
+    routes = httpx.get(f"{server.url}/schema.json", timeout=10).json()["routes"]
+    assert {r["name"]: r["route"] for r in routes} == {
+        "predict": "/predict",
+        "metadata": "/metadata",
+        "reload": "/reload",
+    }
+    assert httpx.get(f"{server.url}/", timeout=10).status_code == 200
+
+
 def test_hot_swap_without_failed_requests(server: Server, reg: Registry) -> None:
     body = {"records": _records(reg, 2)}
     seen: list[tuple[int, str | None]] = []
