@@ -145,17 +145,7 @@ async def reload_endpoint(request: Request) -> Response:
                 "model_version": meta.get("model_version"),
             },
         )
-    meta = runtime.metadata()
-    return _json(
-        200,
-        {
-            "changed": changed,
-            "model_version": meta["model_version"],
-            "challenger_version": (meta["challenger"] or {}).get("model_version"),
-            "challenger_error": meta["challenger_error"],
-            "rollout": meta["rollout"],
-        },
-    )
+    return _json(200, runtime.reload_summary(changed))
 
 
 # -- OpenAPI: the mounted FastAPI app documents the three paths (BentoML merges them into

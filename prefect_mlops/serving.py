@@ -957,6 +957,17 @@ class ServingRuntime:
             self._report_challenger(new)
             return True
 
+    def reload_summary(self, changed: bool) -> dict[str, Any]:
+        """What ``POST /reload`` answers (:class:`ReloadResponse`)."""
+        meta = self.metadata()
+        return {
+            "changed": changed,
+            "model_version": meta["model_version"],
+            "challenger_version": (meta["challenger"] or {}).get("model_version"),
+            "challenger_error": meta["challenger_error"],
+            "rollout": meta["rollout"],
+        }
+
     @staticmethod
     def _report_challenger(state: ServingState) -> None:
         if state.challenger_error:

@@ -264,6 +264,50 @@ def test_runtime_hot_swap_and_registry_outage(
     assert list(log["model_version"]) == ["1", "2", "2", "2"]
 
 
+def test_contract_models_describe_the_replies(
+    schema: InputSchema, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/docs.json and the BentoML client's schema come from these models, and the client keeps
+    only the keys they list: every key the runtime answers with must be documented."""
+    from prefect_mlops import registry
+    from prefect_mlops.serving import (
+        ErrorResponse,
+        PredictResponse,
+        ReloadResponse,
+        predict_body_schema,
+    )
+
+    class _MV:
+        version = "1"
+
+    monkeypatch.setattr(registry, "get_alias_version", lambda c, n, a: _MV())
+    monkeypatch.setattr(registry, "get_rollout", lambda c, n: None)
+    monkeypatch.setattr(registry, "configure_mlflow", lambda s: None)
+    runtime = ServingRuntime(
+        _settings(tmp_path), client=object(), loader=lambda c, n, v: _loaded(schema, v, _Doubler())
+    )
+    runtime.batcher._predict = _predict
+    runtime.start()
+    try:
+        ok = asyncio.run(runtime.predict(json.dumps([ROW]).encode()))
+        bad = asyncio.run(runtime.predict(b'{"records": [{"tenure": "x"}]}'))
+        reload = runtime.reload_summary(runtime.reload())
+    finally:
+        runtime.close()
+    assert set(ok.body) == set(PredictResponse.model_fields)
+    assert PredictResponse.model_validate(ok.body).predictions == [6]
+    assert set(bad.body) == set(ErrorResponse.model_fields)
+    assert ErrorResponse.model_validate(bad.body).field == "records[0].tenure"
+    assert set(reload) == set(ReloadResponse.model_fields)
+    assert ReloadResponse.model_validate(reload).changed is False
+    records, columns, bare = predict_body_schema()["anyOf"]
+    assert (records["required"], columns["required"], bare["type"]) == (
+        ["records"],
+        ["columns"],
+        "array",
+    )
+
+
 def test_challenger_that_cannot_load_leaves_the_champion_serving(
     schema: InputSchema,
     tmp_path: Path,
