@@ -4,9 +4,18 @@ Start it (configuration from ``MLOPS_*`` variables, see ``docs/serving-log.md``)
 
     MLOPS_SERVE_MODEL_NAME=churn bentoml serve prefect_mlops.deployments.service:ModelService
 
-Endpoints: ``POST /predict``, ``GET /metadata``, ``POST /reload`` (this module, mounted as an ASGI
-app so each request is parsed and answered exactly as documented) and BentoML's own
-``GET /healthz`` (process alive) and ``GET /readyz`` (a model is loaded).
+Endpoints: ``POST /predict``, ``GET /metadata``, ``POST /reload`` and BentoML's own
+``GET /healthz`` (process alive) and ``GET /readyz`` (a model is loaded). One handler per
+endpoint answers both ways in:
+
+* ``@bentoml.api`` methods ``predict``, ``metadata``, ``reload`` on the same routes, so
+  ``/schema.json`` lists them and ``bentoml.SyncHTTPClient(url, token=...).predict(records=...)``
+  (or ``columns=...``; ``AsyncHTTPClient`` too) works. Their input spec leaves the body unread
+  and hands the HTTP request to the handler: the body is parsed once, by the model signature,
+  so a bare list, malformed JSON and every error answer are the same as over raw HTTP;
+* a mounted FastAPI app: it answers ``GET /metadata`` (BentoML's api routes are POST only and
+  come first in its router) and documents all three paths, with request, answer and error
+  schemas and the bearer scheme; BentoML merges that into ``/docs.json`` (UI at ``/``).
 
 Adaptive batching: requests are validated one by one against the model signature, then merged
 by :class:`prefect_mlops.serving.MicroBatcher` into one ``predict`` call. BentoML's
@@ -48,6 +57,7 @@ for _key, _value in {
 
 import json  # noqa: E402
 import logging  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 import anyio  # noqa: E402
@@ -57,7 +67,7 @@ from fastapi.security import HTTPBearer  # noqa: E402
 from pydantic import ConfigDict, Field  # noqa: E402
 from pydantic.json_schema import SkipJsonSchema  # noqa: E402
 from starlette.requests import Request  # noqa: E402
-from starlette.responses import Response  # noqa: E402
+from starlette.responses import RedirectResponse, Response  # noqa: E402
 
 from prefect_mlops.serving import (  # noqa: E402
     CANNOT_START,
@@ -176,29 +186,55 @@ app = FastAPI(
     redoc_url=None,
     openapi_url=None,
 )
-app.add_api_route(
+
+
+async def _docs_redirect(request: Request) -> Response:
+    return RedirectResponse("/")  # BentoML's Swagger UI is its index page
+
+
+app.add_route("/docs", _docs_redirect, include_in_schema=False)
+
+
+def _document(
+    method: str,
+    path: str,
+    endpoint: Callable[[Request], Awaitable[Response]],
+    summary: str,
+    description: str,
+    responses: dict[int | str, dict[str, Any]],
+    **extra: Any,
+) -> None:
+    """Add ``endpoint`` to ``app`` with what every endpoint shares: the bearer scheme, its 401,
+    the 503 while starting, and the tag BentoML gives its own api endpoints."""
+    app.add_api_route(
+        path,
+        endpoint,
+        methods=[method],
+        operation_id=f"{path.strip('/')}_{method.lower()}",
+        tags=["Service APIs"],
+        summary=summary,
+        description=f"{description} {_AUTH_DOC}",
+        response_model=None,
+        dependencies=_BEARER,
+        responses={401: _UNAUTHORIZED, 503: _STARTING, **responses},
+        **extra,
+    )
+
+
+_document(
+    "POST",
     "/predict",
     predict_endpoint,
-    methods=["POST"],
-    operation_id="predict",
-    tags=["Service APIs"],
-    summary="Predict rows with the served model",
-    description=(
-        'Body: `{"records": [{...}, ...]}`, `{"columns": {"feature": [...]}}` or a bare '
-        "list of records. Each row is checked against the model signature (GET /metadata) "
-        "before it joins a batch; errors name the field. An `X-Request-ID` header is echoed. "
-        + _AUTH_DOC
-    ),
-    response_model=None,
-    dependencies=_BEARER,
-    responses={
+    "Predict rows with the served model",
+    'Body: `{"records": [{...}, ...]}`, `{"columns": {"feature": [...]}}` or a bare list of '
+    "records. Each row is checked against the model signature (GET /metadata) before it joins "
+    "a batch; errors name the field. An `X-Request-ID` header is echoed.",
+    {
         200: {"model": PredictResponse, "description": "Predictions, one per row."},
         400: _error("Empty body or malformed JSON (field 'body')."),
-        401: _UNAUTHORIZED,
         413: _error("More rows than MLOPS_SERVE_MAX_ROWS."),
         422: _error("A field breaks the model signature, or no row was sent."),
         500: _error("The model failed on valid input."),
-        503: _STARTING,
     },
     openapi_extra={
         "requestBody": {
@@ -207,37 +243,23 @@ app.add_api_route(
         }
     },
 )
-_METADATA_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The served model and the service's counters."},
-    401: _UNAUTHORIZED,
-    503: _STARTING,
-}
 for _method in ("GET", "POST"):
-    app.add_api_route(
+    _document(
+        _method,
         "/metadata",
         metadata_endpoint,
-        methods=[_method],
-        operation_id=f"metadata_{_method.lower()}",
-        tags=["Service APIs"],
-        summary="Served model: version, signature, lineage, rollout, reload and log counters",
-        description="GET and POST (the BentoML client's `metadata()`) answer alike. " + _AUTH_DOC,
-        response_model=None,
-        responses=_METADATA_RESPONSES,
-        dependencies=_BEARER,
+        "Served model: version, signature, lineage, rollout, reload and log counters",
+        "GET and POST (the BentoML client's `metadata()`) answer alike.",
+        {200: {"description": "The served model and the service's counters."}},
     )
-app.add_api_route(
+_document(
+    "POST",
     "/reload",
     reload_endpoint,
-    methods=["POST"],
-    operation_id="reload",
-    tags=["Service APIs"],
-    summary="Re-read the registry now and swap to the models it names",
-    description="The old models answer until the new ones are loaded. " + _AUTH_DOC,
-    response_model=None,
-    dependencies=_BEARER,
-    responses={
+    "Re-read the registry now and swap to the models it names",
+    "The old models answer until the new ones are loaded.",
+    {
         200: {"model": ReloadResponse, "description": "What is served now."},
-        401: _UNAUTHORIZED,
         503: _error("The registry cannot be read or the model cannot load: still serving."),
     },
 )
@@ -247,7 +269,7 @@ app.add_api_route(
 # get predict(), metadata() and reload() ---------------------------------------------------
 
 
-class _RawRequest(bentoml.IODescriptor):
+class UnreadRequest(bentoml.IODescriptor):
     """An input spec that leaves the body unparsed: the api method gets the HTTP request and
     hands it to the shared handler, so the body is parsed once, against the model signature
     (a bare list, malformed JSON and every error answer stay exactly as documented)."""
@@ -255,17 +277,17 @@ class _RawRequest(bentoml.IODescriptor):
     http_request: SkipJsonSchema[Any] = Field(None, exclude=True)
 
     @classmethod
-    async def from_http_request(cls, request: Request, serde: Any) -> _RawRequest:
+    async def from_http_request(cls, request: Request, serde: Any) -> UnreadRequest:
         return cls.model_construct(http_request=request)
 
 
-class _JSONObject(bentoml.IODescriptor):
+class AnyJSONObject(bentoml.IODescriptor):
     """Any JSON object, handed to the client as it is (no properties for it to filter)."""
 
     model_config = ConfigDict(extra="allow")
 
 
-class PredictInput(_RawRequest):
+class PredictInput(UnreadRequest):
     """``client.predict(records=[...])`` or ``client.predict(columns={...})``."""
 
     records: list[dict[str, Any]] | None = Field(None, description=RECORDS_DOC)
@@ -301,12 +323,12 @@ class ModelService:
         feature); answers as ``POST /predict``."""
         return await predict_endpoint(http_request)
 
-    @bentoml.api(route="/metadata", input_spec=_RawRequest, output_spec=_JSONObject)
+    @bentoml.api(route="/metadata", input_spec=UnreadRequest, output_spec=AnyJSONObject)
     async def metadata(self, http_request: Any = None) -> Response:
         """The served model: version, signature, lineage, rollout; as ``GET /metadata``."""
         return await metadata_endpoint(http_request)
 
-    @bentoml.api(route="/reload", input_spec=_RawRequest, output_spec=ReloadResponse)
+    @bentoml.api(route="/reload", input_spec=UnreadRequest, output_spec=ReloadResponse)
     async def reload(self, http_request: Any = None) -> Response:
         """Re-read the registry now; as ``POST /reload``."""
         return await reload_endpoint(http_request)

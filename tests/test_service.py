@@ -425,6 +425,63 @@ def test_openapi_documents_predict_metadata_and_reload(server: Server) -> None:
         "reload": "/reload",
     }
     assert httpx.get(f"{server.url}/", timeout=10).status_code == 200
+    ui = httpx.get(f"{server.url}/docs", timeout=10, follow_redirects=True)
+    assert ui.status_code == 200 and str(ui.url) == f"{server.url}/"
+
+
+@pytest.mark.parametrize("name", ["plans", pytest.param("diabetes", marks=pytest.mark.slow)])
+def test_bentoml_client_serves_multiclass_and_regression(reg: Registry, name: str) -> None:
+    """Tables of tests/test_other_tables.py (a string multiclass target with missing values, the
+    diabetes regression), trained into the registry and served by a server of their own."""
+    import bentoml
+    import numpy as np
+    from test_other_tables import diabetes_table, plans_table
+
+    from prefect_mlops.config import TrainingConfig
+    from prefect_mlops.flows.training import continuous_training
+
+    frame, target, id_column, estimator = {
+        "plans": (plans_table(), "plan", "account", "HistGradientBoostingClassifier"),
+        "diabetes": (diabetes_table(), "target", "patient", "HistGradientBoostingRegressor"),
+    }[name]
+    config = TrainingConfig.model_validate(
+        {
+            "model_name": name,
+            "data": {"path": str(write_frame(frame, reg.workdir / f"{name}.csv"))},
+            "target": target,
+            "id_column": id_column,
+            "estimator": {
+                "class_path": f"sklearn.ensemble.{estimator}",
+                "params": {"max_iter": 40},
+            },
+        }
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(reg.home))
+        for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
+            mp.delenv(key, raising=False)
+        assert continuous_training(config).version == "1"
+    model = _champion_model(reg, name)
+    rows = frame[list(model.feature_names_in_)].head(50)
+    records = json.loads(rows.to_json(orient="records"))  # NaN → null
+    log_dir = str(reg.workdir / f"serving-log-{name}")  # the churn server's log stays churn's
+    env = reg.env(MLOPS_SERVE_MODEL_NAME=name, MLOPS_SERVING_LOG_DIR=log_dir)
+    srv = Server(reg.workdir, env).start()
+    try:
+        srv.wait_ready()
+        with bentoml.SyncHTTPClient(srv.url, token=TOKEN) as client:
+            data = client.predict(records=records)
+    finally:
+        srv.stop()
+    assert (data["model_name"], data["model_version"]) == (name, "1")
+    if name == "plans":
+        assert rows.isna().any().any()
+        assert data["predictions"] == model.predict(rows).tolist()
+        assert data["classes"] == ["basic", "plus", "premium"]
+        np.testing.assert_allclose(data["probabilities"], model.predict_proba(rows), rtol=1e-9)
+    else:
+        np.testing.assert_allclose(data["predictions"], model.predict(rows), rtol=1e-9)
+        assert data["probabilities"] is None and data["classes"] is None
 
 
 def test_hot_swap_without_failed_requests(server: Server, reg: Registry) -> None:
