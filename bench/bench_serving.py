@@ -13,7 +13,8 @@ Method:
   off) under ``prefect_test_harness`` (a temporary Prefect API, stopped before any load runs);
 * servers, both on 127.0.0.1, 1 worker, access log off, ``OMP_NUM_THREADS=1``, both up for the
   whole run: the service (``bentoml serve`` via ``prefect_mlops.service_process.run_service``,
-  registry polling off) and the plain app (``uvicorn``, 1 worker);
+  registry polling off; ``POST /predict`` reaches its ``@bentoml.api`` method, the route the
+  BentoML client calls) and the plain app (``uvicorn``, 1 worker);
 * load: ``wrk`` (one client thread, a separate process; a Lua script rotates through 200
   distinct 1-row bodies, or 20 distinct 100-row bodies, ``{"records": [...]}``) in three
   phases: 1-row requests at concurrency 1 and 16 and 100-row requests at concurrency 4, for a
@@ -441,8 +442,10 @@ def write_readme(table: str) -> None:
         "(`bench/plain_fastapi_app.py`: `pd.DataFrame(records)` → `predict_proba`, nothing "
         "else) and with in-process `predict_proba`. Load from `wrk` (1 thread, separate "
         'process) with `{"records": [...]}` bodies; p50/p99 are `wrk`\'s, per request. The '
-        "service also validates every row against the signature, adds a request id and writes "
-        "every row to the serving log; its adaptive batcher merges concurrent requests into one "
+        "service answers them in its `@bentoml.api` method `predict` (the route BentoML's "
+        "client calls; the raw body goes to the service's one handler). It also validates "
+        "every row against the signature, adds a request id and writes every row to the "
+        "serving log; its adaptive batcher merges concurrent requests into one "
         "`predict_proba` call (req/predict call, from its `/metadata`). Server CPU is the "
         "server process tree's CPU time per request (the machine has 2 cores, shared with "
         "`wrk`). At concurrency 1 both servers spend most of each request in the same "

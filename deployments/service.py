@@ -321,6 +321,8 @@ class ModelService:
     ) -> Response:
         """Predictions for ``records`` (one object per row) or ``columns`` (one list per
         feature); answers as ``POST /predict``."""
+        # records/columns describe the client's call; they arrive unset (UnreadRequest): the
+        # handler reads the body itself.
         return await predict_endpoint(http_request)
 
     @bentoml.api(route="/metadata", input_spec=UnreadRequest, output_spec=AnyJSONObject)
