@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -25,7 +26,7 @@ from prefect_mlops.errors import DataIngestError
 from prefect_mlops.flows.deployment import DeploymentOutcome, model_deployment
 from prefect_mlops.flows.training import continuous_training
 from prefect_mlops.rollout import DeploymentConfig, InfraValidationError
-from prefect_mlops.service_process import run_service
+from prefect_mlops.service_process import RunningService, run_service
 from prefect_mlops.settings import get_settings
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -42,6 +43,20 @@ def deploy_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         continuous_training(churn_config(data))
         continuous_training(churn_config(data, promote=False))
         yield home
+
+
+@pytest.fixture(scope="module")
+def live_service(deploy_home: Path) -> Iterator[RunningService]:
+    """One live service for every test that deploys under traffic (a start costs ~20 s): it
+    serves the champion, takes up alias and rollout changes and writes its serving log (what
+    the watchers read) every second."""
+    env = {
+        "MLOPS_SERVE_MODEL_NAME": MODEL,
+        "MLOPS_SERVE_RELOAD_SECONDS": "1",
+        "MLOPS_SERVING_LOG_FLUSH_SECONDS": "1",
+    }
+    with run_service(env) as service:
+        yield service
 
 
 @pytest.fixture
@@ -119,24 +134,44 @@ def test_corrupt_candidate_is_not_promoted(in_home: Path, tmp_path: Path) -> Non
 
 
 def _deploy_under_traffic(
-    config: DeploymentConfig, labels: Path | None = None, *, service_url: bool = False
+    service: RunningService,
+    config: DeploymentConfig,
+    labels: Path | None = None,
+    *,
+    service_url: bool = False,
 ) -> tuple[DeploymentOutcome, list[int]]:
-    """Run the deployment flow while a client sends live traffic to a served champion; returns
-    the outcome and the failed-request count of each traffic round. With ``labels``, the true
-    value of every answered row is written there (request id + row) as it "arrives". With
-    ``service_url`` the flow is told the live service's URL (``service_urls``)."""
-    env = {"MLOPS_SERVE_MODEL_NAME": MODEL, "MLOPS_SERVE_RELOAD_SECONDS": "1"}
+    """Run the deployment flow while a client sends live traffic to the served champion;
+    returns the outcome and the failed-request count of each traffic round. With ``labels``,
+    the true value of every answered row is written there (request id + row) as it "arrives".
+    With ``service_url`` the flow is told the live service's URL (``service_urls``)."""
+    if service_url:
+        config = config.model_copy(update={"service_urls": [service.url]})
+    _wait_until_caught_up(service)
     stop, failures = threading.Event(), []
-    with run_service(env) as service:
-        if service_url:
-            config = config.model_copy(update={"service_urls": [service.url]})
-        sender = threading.Thread(target=_traffic, args=(service.url, stop, failures, labels))
-        sender.start()
-        try:
-            return model_deployment(config), failures
-        finally:
-            stop.set()
-            sender.join(timeout=60)
+    sender = threading.Thread(target=_traffic, args=(service.url, stop, failures, labels))
+    sender.start()
+    try:
+        return model_deployment(config), failures
+    finally:
+        stop.set()
+        sender.join(timeout=60)
+
+
+def _wait_until_caught_up(service: RunningService, timeout: float = 30.0) -> None:
+    """Wait until the shared live service serves the registry's champion with no rollout (an
+    earlier test's rollout may still be served for a reload interval)."""
+    champion = registry_state(MODEL)[0]["champion"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        meta = httpx.get(service.url + "/metadata", timeout=10).json()
+        if meta.get("model_version") == champion and meta.get("rollout") is None:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the live service did not take up champion v{champion}: {meta}")
+
+
+# Request ids unique across the module's tests (they share one live service and serving log).
+_REQUEST_IDS = itertools.count()
 
 
 def _traffic(
@@ -148,12 +183,11 @@ def _traffic(
     rows = json.loads(frame.drop(columns=["churned"]).to_json(orient="records"))
     truth = frame["churned"].tolist()
     labels: list[dict[str, Any]] = []
-    ids = itertools.count()
     with httpx.Client(base_url=url, timeout=30) as http:
         while not stop.is_set():
             errors = 0
             for _ in range(20):
-                request_id = next(ids)
+                request_id = next(_REQUEST_IDS)
                 start = (2 * request_id) % len(rows)
                 try:
                     response = http.post(
@@ -189,14 +223,17 @@ def _empty_labels(tmp_path: Path) -> Path:
     [({"max_p99_latency_ms": 5000.0}, "promoted"), ({"max_p99_latency_ms": 0.001}, "rolled_back")],
     ids=["healthy-canary-with-labels-promotes", "breaching-canary-rolls-back"],
 )
-def test_canary(in_home: Path, tmp_path: Path, limits: dict, expected: str) -> None:
+def test_canary(
+    in_home: Path, live_service: RunningService, tmp_path: Path, limits: dict, expected: str
+) -> None:
     _reset_champion("1")
     labels = _empty_labels(tmp_path) if expected == "promoted" else None
     quality = {"labels": {"path": str(labels)}, "min_labelled_rows": 30} if labels else {}
     outcome, failures = _deploy_under_traffic(
+        live_service,
         DeploymentConfig(
             model_name=MODEL, version="2", strategy="canary", canary_share=0.5,
-            min_requests=15, max_minutes=3, poll_seconds=1, **limits, **quality,
+            min_requests=15, max_minutes=3, poll_seconds=0.5, **limits, **quality,
         ),
         labels,
     )  # fmt: skip
@@ -241,12 +278,13 @@ def test_canary_with_unusable_labels_changes_nothing(in_home: Path, tmp_path: Pa
     assert registry.get_rollout(client, MODEL) is None
 
 
-def test_shadow_records_agreement(in_home: Path) -> None:
+def test_shadow_records_agreement(in_home: Path, live_service: RunningService) -> None:
     _reset_champion("1")
     outcome, failures = _deploy_under_traffic(
+        live_service,
         DeploymentConfig(
             model_name=MODEL, version="2", strategy="shadow",
-            min_requests=10, max_minutes=3, poll_seconds=1,
+            min_requests=10, max_minutes=3, poll_seconds=0.5,
         )
     )  # fmt: skip
     assert outcome.result == "shadowed"
@@ -308,15 +346,16 @@ def _register_challenger(*, fragile: bool = False, inverted: bool = False) -> st
 
 
 def test_canary_with_a_worse_challenger_rolls_back_on_live_quality(
-    in_home: Path, tmp_path: Path
+    in_home: Path, live_service: RunningService, tmp_path: Path
 ) -> None:
     _reset_champion("1")
     inverted = _register_challenger(inverted=True)
     labels = _empty_labels(tmp_path)
     outcome, failures = _deploy_under_traffic(
+        live_service,
         DeploymentConfig(
             model_name=MODEL, version=inverted, strategy="canary", canary_share=0.5,
-            min_requests=15, max_minutes=3, poll_seconds=1, labels={"path": str(labels)},
+            min_requests=15, max_minutes=3, poll_seconds=0.5, labels={"path": str(labels)},
             label_column="churned", min_labelled_rows=30,
         ),
         labels,
@@ -331,13 +370,16 @@ def test_canary_with_a_worse_challenger_rolls_back_on_live_quality(
     assert float(tags["mlops.canary.quality.value"]) < float(tags["mlops.canary.quality.baseline"])
 
 
-def test_canary_with_a_challenger_that_raises_rolls_back(in_home: Path, tmp_path: Path) -> None:
+def test_canary_with_a_challenger_that_raises_rolls_back(
+    in_home: Path, live_service: RunningService, tmp_path: Path
+) -> None:
     _reset_champion("1")
     fragile = _register_challenger(fragile=True)
     outcome, failures = _deploy_under_traffic(
+        live_service,
         DeploymentConfig(
             model_name=MODEL, version=fragile, strategy="canary", canary_share=0.5,
-            min_requests=40, max_minutes=3, poll_seconds=1, max_error_rate=0.05,
+            min_requests=40, max_minutes=3, poll_seconds=0.5, max_error_rate=0.05,
         )
     )  # fmt: skip
     assert outcome.result == "rolled_back", outcome.reason
@@ -378,7 +420,13 @@ def _corrupted_after_infra_validation(version: str, folder: Path) -> Iterator[th
 
 
 def _deploy_unloadable_challenger(
-    tmp_path: Path, loaded_error: str, within: float, *, service_url: bool = False, **limits: Any
+    live_service: RunningService,
+    tmp_path: Path,
+    loaded_error: str,
+    within: float,
+    *,
+    service_url: bool = False,
+    **limits: Any,
 ) -> tuple[DeploymentOutcome, list[int], str]:
     """Deploy an intact copy of v2 that is corrupted once it passed infra-validation, under
     live traffic, and check the rollout is rolled back ``within`` seconds of its start
@@ -393,7 +441,7 @@ def _deploy_unloadable_challenger(
         model_name=MODEL, version=version, max_minutes=3, poll_seconds=0.5, **limits
     )
     with _corrupted_after_infra_validation(version, folder) as corrupted:
-        outcome, failures = _deploy_under_traffic(config, service_url=service_url)
+        outcome, failures = _deploy_under_traffic(live_service, config, service_url=service_url)
     assert corrupted.is_set()
     assert outcome.result == "rolled_back", outcome.reason
     assert f"v{version}" in outcome.reason and loaded_error in outcome.reason
@@ -417,11 +465,11 @@ def _deploy_unloadable_challenger(
 
 
 def test_canary_whose_challenger_the_live_service_cannot_load_rolls_back_at_once(
-    in_home: Path, tmp_path: Path
+    in_home: Path, live_service: RunningService, tmp_path: Path
 ) -> None:
     """The live service's /metadata names the load error at its next registry poll."""
     outcome, failures, _ = _deploy_unloadable_challenger(
-        tmp_path, "cannot load", within=20, service_url=True,
+        live_service, tmp_path, "cannot load", within=20, service_url=True,
         strategy="canary", canary_share=0.5, min_requests=15,
     )  # fmt: skip
     assert "the live service at http://127.0.0.1:" in outcome.reason
@@ -429,12 +477,12 @@ def test_canary_whose_challenger_the_live_service_cannot_load_rolls_back_at_once
 
 
 def test_shadow_whose_challenger_the_live_service_cannot_load_rolls_back_at_once(
-    in_home: Path, tmp_path: Path
+    in_home: Path, live_service: RunningService, tmp_path: Path
 ) -> None:
     """No service URL: the serving log shows only champion answers after the takeover time."""
     outcome, failures, version = _deploy_unloadable_challenger(
-        tmp_path, "loading it fails", within=30,
-        strategy="shadow", min_requests=10, takeover_seconds=4,
+        live_service, tmp_path, "loading it fails", within=30,
+        strategy="shadow", min_requests=10, takeover_seconds=3,
     )  # fmt: skip
     assert "answered by the champion, none by" in outcome.reason
     assert sum(failures) == 0
