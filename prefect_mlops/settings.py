@@ -105,7 +105,6 @@ class Settings(BaseSettings):
         """Folder of the data snapshots."""
         return (self.snapshot_dir or self.home_path / "snapshots").expanduser().resolve()
 
-
     def location_env(self) -> dict[str, str]:
         """Every location as an absolute ``MLOPS_*`` variable, for a process started in another
         folder (``bentoml serve`` runs from a neutral one): relative defaults such as
