@@ -369,6 +369,14 @@ def deploy(
     min_labelled_rows: Annotated[
         int, typer.Option(help="Canary: labelled challenger rows needed to judge quality.")
     ] = 50,
+    service_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Canary/shadow: base URL of a live service (repeatable), e.g. "
+            "http://127.0.0.1:3000; its /metadata is read at every poll, so a challenger it "
+            "cannot load ends the rollout at once."
+        ),
+    ] = None,
 ) -> None:
     """Run the model-deployment flow: infra-validate the candidate in a real BentoML server
     on a loopback port, then roll it out.
@@ -400,6 +408,7 @@ def deploy(
             quality_metric=quality_metric,
             max_quality_drop=max_quality_drop,
             min_labelled_rows=min_labelled_rows,
+            service_urls=service_url or [],
         )
     except ValidationError as exc:
         _fail(format_validation_error(exc, "deploy options"))

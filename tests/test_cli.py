@@ -309,8 +309,9 @@ def test_models_of_an_unknown_model_fails(in_trained_home: str) -> None:
         (["--labels", "labels.csv"], "canary strategy only"),
         (["--strategy", "canary", "--quality-metric", "auc"], "quality_metric 'auc'"),
         (["--strategy", "canary", "--max-quality-drop", "-1"], "max_quality_drop"),
+        (["--strategy", "canary", "--service-url", "localhost:3000"], "service_urls"),
     ],
-    ids=["labels-without-canary", "unknown-metric", "negative-drop"],
+    ids=["labels-without-canary", "unknown-metric", "negative-drop", "service-url-no-scheme"],
 )
 def test_deploy_refuses_bad_quality_options_before_anything_runs(
     in_trained_home: str, options: list[str], named: str
