@@ -5,18 +5,20 @@ MLflow store, generates ``--rows`` rows of new data as Parquet, then measures ro
 
 * raw in-process ``model.predict`` on the whole frame already in memory (the ceiling), and the
   same with reading the Parquet and writing the predictions ("raw, with I/O");
-* the ``batch-scoring`` flow on Prefect's default runner (``parallelism`` 2, one OpenMP thread
-  per predict), ``--rounds`` times, each round right after its own raw ``predict`` timing (the
-  machine is shared: a ratio is only fair between runs made side by side); the median round is
-  reported;
+* the ``batch-scoring`` flow on Prefect's default runner (one ``score-chunks`` task run:
+  ``parallelism`` 2 threads predict row slices of each chunk, one OpenMP thread each, two chunks
+  in flight, nothing staged on disk), ``--rounds`` times, each round right after its own raw
+  ``predict`` timing (the machine is shared: a ratio is only fair between runs made side by
+  side); the median round is reported;
 * the flow on a local Dask cluster with 1 and with 2 worker processes (1 thread each).
 
-For the flows, "wall" is the whole flow body (model resolution, staging — which overlaps
-scoring —, Dask cluster start-up, scoring, artifacts); "scoring" is the span from the first
-chunk's start to the last chunk's end. Goal: flow (default runner, wall) ≥ 0.8x raw predict.
-Prints a table and writes it into the "Batch scoring" section of bench/README.md (between the
-batch-scoring markers; the rest of that file is left alone, and so is a notes block between the
-batch-scoring-notes markers inside the section).
+For the flows, "wall" is the whole flow body (model resolution, reading the input — which
+overlaps scoring; on Dask also staging it into chunk files —, Dask cluster start-up, scoring);
+"scoring" is the span from the first chunk's start to the last chunk's end. Goal: flow
+(default runner, wall) ≥ 0.8x raw predict. Prints a table and writes it into the "Batch
+scoring" section of bench/README.md (between the batch-scoring markers; the rest of that file
+is left alone, and so is a notes block between the batch-scoring-notes markers inside the
+section).
 """
 
 from __future__ import annotations
@@ -267,12 +269,13 @@ def _write_readme(table: str) -> None:
     body = (
         f"{START}\n## Batch scoring\n\n"
         "`.venv/bin/python bench/bench_scoring.py` (see its docstring for the method). Raw "
-        "`predict` uses the model's default OpenMP threads on the whole frame; the flows score "
-        "chunks in parallel with one OpenMP thread per predict, each chunk submitted as soon as "
-        "it is staged. *Wall* is the whole flow body (model resolution, staging the input into "
-        "chunk files — overlapping scoring —, Dask cluster start-up, scoring, artifacts); "
-        "*scoring* is first chunk start → last chunk end. Goal: default runner ≥ 0.8x raw "
-        "predict.\n\n"
+        "`predict` uses the model's default OpenMP threads on the whole frame. On the default "
+        "runner the flow scores in one task run: two threads predict row slices of each chunk "
+        "(one OpenMP thread each) while the next chunk is read and the previous one written; "
+        "on Dask each chunk is staged as a file and scored by its own task run on a worker. "
+        "*Wall* is the whole flow body (model resolution, reading — and on Dask staging — the "
+        "input, overlapping scoring, Dask cluster start-up, scoring); *scoring* is first chunk "
+        "start → last chunk end. Goal: default runner ≥ 0.8x raw predict.\n\n"
         f"{table}\n" + (f"\n{notes.group(0)}\n" if notes else "") + END
     )
     if START in text and END in text:

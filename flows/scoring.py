@@ -1,15 +1,19 @@
-"""The batch-scoring flow: resolve the model → stream the input into chunk files, submitting each
-to ``score-chunk-file`` as soon as it is written → summary artifacts.
+"""The batch-scoring flow: resolve the model → score the input chunk by chunk → summary
+artifacts.
 
-Staging runs in the flow itself (a generator, not a task run: a Prefect generator task keeps its
-task-run context set while the flow body runs between its yields), so chunk ``i`` is scored while
-chunk ``i + 1`` is read. A sliding window keeps a bounded number of chunks in flight: when it is
-full the flow waits for whichever chunk finishes first, then submits the next; memory is bounded
-by chunk size x window, not by the input. A scored chunk's staged file is deleted at once.
+On Prefect's default runner the scoring is one ``score-chunks`` task run in this process
+(``scoring.score_in_process``): the input is read chunk by chunk, nothing is staged on disk,
+each chunk is cut in ``parallelism`` row slices predicted by as many threads, and two chunks are
+in flight, so reading and writing overlap predicting. One task run, not one per chunk, keeps the
+Prefect API's per-task-run cost from growing with the chunk count; each chunk is still visible
+in the UI (a log line as it is written, a progress artifact, the chunk table at the end).
 
-``batch_scoring(config)`` runs on whatever task runner it is given, with the same code: Prefect's
-default thread-pool runner (window ``config.parallelism``) or a ``DaskTaskRunner`` (window twice
-the cluster's worker threads, so each worker has its next chunk queued).
+On Dask (``DaskTaskRunner``) the flow streams the input into chunk files
+(``scoring.stage_chunks``, a generator, not a task run: a Prefect generator task keeps its
+task-run context set while the flow body runs between its yields) and submits each to
+``score-chunk-file`` as soon as it is written, with a sliding window of twice the cluster's
+worker threads (each worker has its next chunk queued). A scored chunk's staged file is deleted
+at once. Memory is bounded by chunk size x window, not by the input, on both runners.
 :func:`run_batch_scoring` picks the runner from ``config.runner``.
 """
 
@@ -30,7 +34,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_mlops import scoring
 from prefect_mlops.scoring import ScoringConfig, ScoringSummary
 from prefect_mlops.settings import get_settings
-from prefect_mlops.tasks.scoring import resolve_model, score_chunk_file
+from prefect_mlops.tasks.scoring import resolve_model, score_chunk_file, score_chunks
 
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 WORKER_DEATH_TIMEOUT = 180  # seconds; a cold worker start on a loaded machine takes ~30 s
@@ -57,21 +61,13 @@ def batch_scoring(config: ScoringConfig) -> ScoringSummary:
         )
     model = resolve_model(config, tracking_uri, registry_uri)
     logger.info("scoring with %s (asked for %s)", model.model_uri, model.requested)
-    staged: list[scoring.ChunkFile] = []
-    try:
-        results = _score_all(
-            config,
-            model,
-            _recorded(scoring.stage_chunks(config, model.features, job_id), staged),
-            job_id,
-            runner,
-        )
-    finally:
-        if not config.keep_staging:
-            scoring.remove_staging(scoring.staging_dir(config.output_dir, job_id))
-    logger.info("scored %d rows in %d chunk(s)", sum(c.rows for c in staged), len(staged))
+    if runner == "dask":
+        results, read_seconds = _score_on_dask(config, model, job_id)
+    else:
+        results, read_seconds = score_chunks(config, model, job_id)
+    logger.info("scored %d rows in %d chunk(s)", sum(r.rows for r in results), len(results))
     summary = scoring.summarize(
-        config, model, job_id, staged, results, time.perf_counter() - started, runner
+        config, model, job_id, read_seconds, results, time.perf_counter() - started, runner
     )
     create_markdown_artifact(
         markdown=scoring.summary_markdown(summary),
@@ -104,15 +100,34 @@ def _recorded(
         yield chunk
 
 
+def _score_on_dask(
+    config: ScoringConfig, model: scoring.ResolvedModel, job_id: str
+) -> tuple[list[scoring.ChunkResult], float]:
+    """Stage the input into chunk files and score them on the Dask workers (:func:`_score_all`);
+    the chunks scored and the seconds spent staging. The staging folder goes afterwards unless
+    ``keep_staging``."""
+    staged: list[scoring.ChunkFile] = []
+    try:
+        results = _score_all(
+            config,
+            model,
+            _recorded(scoring.stage_chunks(config, model.features, job_id), staged),
+            job_id,
+        )
+    finally:
+        if not config.keep_staging:
+            scoring.remove_staging(scoring.staging_dir(config.output_dir, job_id))
+    return results, sum(c.seconds for c in staged)
+
+
 def _score_all(
     config: ScoringConfig,
     model: scoring.ResolvedModel,
     chunks: Iterable[scoring.ChunkFile],
     job_id: str,
-    runner: str,
 ) -> list[scoring.ChunkResult]:
     """Submit ``score_chunk_file`` for each chunk as soon as ``chunks`` yields it, with at most
-    ``_window(...)`` chunks in flight; when the window is full, wait for whichever chunk finishes
+    ``_dask_window()`` chunks in flight; when the window is full, wait for whichever chunk finishes
     first. A failed chunk raises once the chunks still in flight have finished."""
     finished: queue.SimpleQueue[PrefectFuture[scoring.ChunkResult]] = queue.SimpleQueue()
     in_flight: dict[PrefectFuture[scoring.ChunkResult], scoring.ChunkFile] = {}
@@ -129,7 +144,7 @@ def _score_all(
     try:
         for chunk in chunks:
             # Sized at the first chunk, so a bad input fails before a Dask cluster starts.
-            window = window or _window(config, runner)
+            window = window or _dask_window()
             while len(in_flight) >= window:
                 collect_one()
             future = score_chunk_file.submit(
@@ -164,14 +179,11 @@ def _runner_name() -> str:
     return "default" if isinstance(runner, ThreadPoolTaskRunner) else name
 
 
-def _window(config: ScoringConfig, runner: str) -> int:
-    """Chunks in flight at once: ``parallelism`` on the thread-pool runner (each running chunk
-    holds one chunk in memory); on Dask twice the cluster's worker threads (at least 2), so each
-    worker has its next chunk queued while it scores one."""
-    if runner != "dask":
-        return config.parallelism
+def _dask_window() -> int:
+    """Chunks in flight at once on Dask: twice the cluster's worker threads (at least 2), so
+    each worker has its next chunk queued while it scores one."""
     ctx = FlowRunContext.get()
-    client = ctx.task_runner.client  # type: ignore[union-attr]  # DaskTaskRunner (runner == "dask")
+    client = ctx.task_runner.client  # type: ignore[union-attr]  # a DaskTaskRunner
     return max(2, 2 * sum(client.nthreads().values()))
 
 

@@ -32,7 +32,9 @@ deterministic for a job (re-running a chunk gives the same ids), unique within t
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -40,7 +42,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -88,8 +91,8 @@ class ScoringConfig(BaseModel):
     chunk_size: int = Field(
         default=200_000,
         ge=1,
-        description="Rows per chunk; memory grows with this (x parallelism), not the input. "
-        "Each chunk is one task run: much smaller chunks spend more time in orchestration.",
+        description="Rows per chunk; memory grows with this (two chunks in flight), not the "
+        "input. Each chunk is one part file (and one task run on Dask).",
     )
     runner: Literal["default", "dask"] = Field(
         default="default",
@@ -99,7 +102,8 @@ class ScoringConfig(BaseModel):
     parallelism: int = Field(
         default=2,
         ge=1,
-        description="Chunks scored at once on the default runner (each holds one chunk in memory).",
+        description="Threads predicting at once on the default runner: each chunk is cut in "
+        "this many row slices, predicted in parallel.",
     )
     dask_address: str | None = Field(
         default=None,
@@ -130,7 +134,9 @@ class ScoringConfig(BaseModel):
         description="Prefix of the request ids; default: the Prefect flow run id.",
     )
     keep_staging: bool = Field(
-        default=False, description="Keep the staged input chunks after scoring (for debugging)."
+        default=False,
+        description="Keep the staged input chunks after scoring (for debugging; Dask runner "
+        "only: the default runner scores the chunks in memory and stages nothing).",
     )
 
     @model_validator(mode="after")
@@ -312,6 +318,20 @@ class ChunkFile:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class ChunkTable:
+    """One chunk of the input in memory, and the seconds it took to read."""
+
+    index: int
+    table: pa.Table
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        """Rows in the chunk."""
+        return int(self.table.num_rows)
+
+
 def needed_columns(features: list[str], config: ScoringConfig) -> list[str]:
     """The input columns scoring reads: features, the id column, the timestamp column."""
     cols = list(features)
@@ -396,7 +416,9 @@ def iter_input_chunks(config: ScoringConfig, features: list[str]) -> Iterator[pa
 
             pf = pq.ParquetFile(local)
             check_columns(pf.schema_arrow.names, features, config, where)
-            for batch in pf.iter_batches(batch_size=size, columns=cols):
+            # One thread: the read overlaps predicting, which keeps both cores busy already
+            # (Arrow's own decoding threads cost more CPU than they save wall time here).
+            for batch in pf.iter_batches(batch_size=size, columns=cols, use_threads=False):
                 yield pa.Table.from_batches([batch])
         else:
             sep = _csv_sep(local)
@@ -466,6 +488,23 @@ def _apply_window(table: pa.Table, source: DataSource, where: str) -> pa.Table:
     return table.filter(pa.array(mask.to_numpy(dtype=bool)))
 
 
+def expected_rows(config: ScoringConfig) -> int | None:
+    """Rows the job will score when known before reading (a Parquet file without a time
+    window: its footer says), else None (CSV, SQL, a time window)."""
+    source = config.data
+    if source.sql_url or _window_column(source):
+        return None
+    try:
+        local, fmt = _check_file(source)
+        if fmt != "parquet":
+            return None
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(local).metadata.num_rows)
+    except (MLOpsError, OSError, ValueError):
+        return None  # the read itself names the problem
+
+
 def existing_parts(output_dir: str | Path) -> list[Path]:
     """Part files already in ``output_dir``."""
     out = Path(output_dir)
@@ -491,9 +530,38 @@ def staging_dir(output_dir: str | Path, job_id: str) -> Path:
     return Path(output_dir) / f"{STAGING_PREFIX}{_safe(job_id)}"
 
 
+def iter_scoring_tables(config: ScoringConfig, features: list[str]) -> Iterator[ChunkTable]:
+    """The chunks to score, in order: the input streamed in tables of at most ``chunk_size`` rows
+    (only the columns scoring reads, the time window applied, empty chunks skipped), each with
+    its index and the seconds it took to read.
+
+    Checks the output folder (:func:`check_output_dir`) and the columns before the first chunk
+    is yielded, and removes old part files then (``overwrite`` on), so a bad input leaves the
+    output untouched. Raises ScoringError or DataIngestError (also for an input with no rows,
+    after the last chunk).
+    """
+    check_output_dir(config)
+    where = _where(config.data)
+    index = 0
+    started = time.perf_counter()
+    for table in iter_input_chunks(config, features):
+        table = _apply_window(table, config.data, where)
+        if table.num_rows == 0:
+            continue
+        if index == 0:
+            for old in existing_parts(config.output_dir):  # only reached with overwrite on
+                old.unlink()
+        yield ChunkTable(index=index, table=table, seconds=time.perf_counter() - started)
+        index += 1
+        started = time.perf_counter()
+    if index == 0:
+        raise DataIngestError(f"{where} has no rows to score")
+
+
 def stage_chunks(config: ScoringConfig, features: list[str], job_id: str) -> Iterator[ChunkFile]:
     """Stream the input, write each chunk as ``<staging_dir>/chunk-<i>.arrow`` and yield it as
     soon as it is written (a generator: the caller scores chunk ``i`` while ``i + 1`` is read).
+    The Dask runner's input: its worker processes read the chunks from these files.
 
     Only one chunk is in memory at a time. Nothing is written when the input lacks a feature
     column (ScoringError) or cannot be read (DataIngestError); a DataIngestError also names an
@@ -504,34 +572,20 @@ def stage_chunks(config: ScoringConfig, features: list[str], job_id: str) -> Ite
     """
     import pyarrow.feather as feather
 
-    check_output_dir(config)
-    out = Path(config.output_dir)
-    staging = staging_dir(out, job_id)
-    where = _where(config.data)
-    index = 0
+    staging = staging_dir(config.output_dir, job_id)
     try:
-        started = time.perf_counter()
-        for table in iter_input_chunks(config, features):
-            table = _apply_window(table, config.data, where)
-            if table.num_rows == 0:
-                continue
-            if index == 0:
-                staging.mkdir(parents=True, exist_ok=True)
-                for old in existing_parts(out):  # only reached with overwrite on
-                    old.unlink()
-            path = staging / f"chunk-{index:05d}{STAGED_SUFFIX}"
-            feather.write_feather(table, path, compression="uncompressed")
-            seconds = time.perf_counter() - started
-            yield ChunkFile(index=index, path=str(path), rows=table.num_rows, seconds=seconds)
-            index += 1
+        for chunk in iter_scoring_tables(config, features):
             started = time.perf_counter()
+            staging.mkdir(parents=True, exist_ok=True)
+            path = staging / f"chunk-{chunk.index:05d}{STAGED_SUFFIX}"
+            feather.write_feather(chunk.table, path, compression="uncompressed")
+            seconds = chunk.seconds + time.perf_counter() - started
+            yield ChunkFile(index=chunk.index, path=str(path), rows=chunk.rows, seconds=seconds)
     except GeneratorExit:  # the caller stopped early: its cleanup decides
         raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if index == 0:
-        raise DataIngestError(f"{where} has no rows to score")
 
 
 def read_staged_chunk(chunk: ChunkFile, columns: list[str]) -> pa.Table:
@@ -569,14 +623,17 @@ def request_ids(job_id: str, chunk_index: int, n_rows: int) -> pa.Array:
     return pc.binary_join_element_wise(f"{job_id}-{chunk_index:05d}-", rows, "")
 
 
-def _align_dtypes(frame: pd.DataFrame, feature_types: dict[str, str]) -> pd.DataFrame:
+def _align_dtypes(
+    frame: pd.DataFrame, feature_types: dict[str, str], may_have_missing: bool = True
+) -> pd.DataFrame:
     """Give columns the kind the signature declares where a chunk's inference differs: an
     all-missing string column read as float goes back to object, integers declared as double
     become float64 (as at training time), and missing text is NaN (not the None that Arrow
-    and Parquet give), as :func:`prefect_mlops.data.read_table` gave it to training."""
+    and Parquet give), as :func:`prefect_mlops.data.read_table` gave it to training.
+    ``may_have_missing=False`` (the Arrow source had no nulls) skips looking for missing text."""
     from prefect_mlops.data import normalize_missing
 
-    if frame.select_dtypes(include="object").isna().to_numpy().any():
+    if may_have_missing and frame.select_dtypes(include="object").isna().to_numpy().any():
         frame = normalize_missing(frame.copy())
     changes: dict[str, str] = {}
     for col, kind in feature_types.items():
@@ -608,12 +665,13 @@ def predict_columns(
     include_probabilities: bool = False,
     feature_types: dict[str, str] | None = None,
     predict_threads: int | None = None,
+    may_have_missing: bool = True,
 ) -> dict[str, np.ndarray]:
     """``prediction`` and, if asked and the model has ``predict_proba``, one ``proba_<class>``
     per class, for the rows of ``features`` (exactly the model's feature columns)."""
     import sklearn
 
-    X = _align_dtypes(features, feature_types or {})
+    X = _align_dtypes(features, feature_types or {}, may_have_missing)
     out: dict[str, np.ndarray] = {}
     with _predict_threads(predict_threads), sklearn.config_context(assume_finite=True):
         if include_probabilities and hasattr(model, "predict_proba"):
@@ -742,6 +800,101 @@ def part_path(output_dir: str | Path, chunk_index: int) -> Path:
     return Path(output_dir) / f"{PART_PREFIX}{chunk_index:05d}.parquet"
 
 
+def predict_table(
+    estimator: Any,
+    table: pa.Table,
+    model: ResolvedModel,
+    *,
+    include_probabilities: bool = False,
+    predict_threads: int | None = 1,
+) -> dict[str, np.ndarray]:
+    """:func:`predict_columns` for the model's feature columns of an Arrow ``table`` (only
+    those become pandas; missing text is looked for only when Arrow counts nulls)."""
+    features = table.select(model.features)
+    return predict_columns(
+        estimator,
+        features.to_pandas(),
+        include_probabilities=include_probabilities,
+        feature_types=model.feature_types,
+        predict_threads=predict_threads,
+        may_have_missing=any(column.null_count for column in features.columns),
+    )
+
+
+def row_slices(table: pa.Table, n: int) -> list[pa.Table]:
+    """``table`` cut in ``n`` consecutive row slices of near-equal size (zero-copy; fewer when
+    it has fewer rows). The model predicts each row on its own, so predicting the slices
+    apart and concatenating gives exactly the predictions of the whole table."""
+    bounds = np.linspace(0, table.num_rows, max(1, n) + 1).astype(int).tolist()
+    parts = [table.slice(a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
+    return parts or [table]
+
+
+def concat_predictions(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The predictions of consecutive row slices as those of one table."""
+    if len(parts) == 1:
+        return parts[0]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def score_table(
+    estimator: Any,
+    table: pa.Table,
+    model: ResolvedModel,
+    chunk_index: int,
+    job_id: str,
+    *,
+    id_column: str | None = None,
+    include_probabilities: bool = False,
+    predict_threads: int | None = 1,
+) -> pa.Table:
+    """One chunk (an Arrow table with the model's features and the id column) scored: the
+    output table of :func:`scored_table`; the id column goes from input to output in Arrow."""
+    predictions = predict_table(
+        estimator,
+        table,
+        model,
+        include_probabilities=include_probabilities,
+        predict_threads=predict_threads,
+    )
+    return _scored_chunk(predictions, table, model, chunk_index, job_id, id_column)
+
+
+def _scored_chunk(
+    predictions: dict[str, np.ndarray],
+    table: pa.Table,
+    model: ResolvedModel,
+    chunk_index: int,
+    job_id: str,
+    id_column: str | None,
+) -> pa.Table:
+    return scored_table(
+        predictions,
+        model_name=model.model_name,
+        version=model.version,
+        chunk_index=chunk_index,
+        job_id=job_id,
+        ids=(id_column, table.column(id_column)) if id_column else None,
+    )
+
+
+def write_part(scored: pa.Table, output_dir: str, chunk_index: int, started: float) -> ChunkResult:
+    """Write a scored chunk to ``part-<chunk>.parquet`` (atomic); ``started`` is the
+    ``time.time()`` its scoring began."""
+    final = part_path(output_dir, chunk_index)
+    write_parquet_atomic(scored, final)
+    finished = time.time()
+    return ChunkResult(
+        index=chunk_index,
+        rows=scored.num_rows,
+        path=str(final),
+        seconds=finished - started,
+        worker=f"{os.uname().nodename}:{os.getpid()}",
+        started_at=started,
+        finished_at=finished,
+    )
+
+
 def score_chunk_file(
     chunk: ChunkFile,
     model: ResolvedModel,
@@ -754,40 +907,97 @@ def score_chunk_file(
 ) -> ChunkResult:
     """Score a staged chunk file into ``part-<chunk>.parquet`` (atomic); the model is loaded
     once per process from ``model.artifact_uri`` (the registered version's artifacts; the
-    tracking URI in ``model`` resolves ``mlflow-artifacts:`` locations). Only the feature
-    columns become pandas; the id column goes from the staged file to the output in Arrow."""
-    started, started_at = time.perf_counter(), time.time()
+    tracking URI in ``model`` resolves ``mlflow-artifacts:`` locations)."""
+    started = time.time()
     estimator = load_model_cached(model.artifact_uri, model.tracking_uri, model.registry_uri)
     cols = list(model.features)
     if id_column and id_column not in cols:
         cols.append(id_column)
-    table = read_staged_chunk(chunk, cols)
-    predictions = predict_columns(
+    scored = score_table(
         estimator,
-        table.select(model.features).to_pandas(),
+        read_staged_chunk(chunk, cols),
+        model,
+        chunk.index,
+        job_id,
+        id_column=id_column,
         include_probabilities=include_probabilities,
-        feature_types=model.feature_types,
         predict_threads=predict_threads,
     )
-    scored = scored_table(
-        predictions,
-        model_name=model.model_name,
-        version=model.version,
-        chunk_index=chunk.index,
-        job_id=job_id,
-        ids=(id_column, table.column(id_column)) if id_column else None,
-    )
-    final = part_path(output_dir, chunk.index)
-    write_parquet_atomic(scored, final)
-    return ChunkResult(
-        index=chunk.index,
-        rows=scored.num_rows,
-        path=str(final),
-        seconds=time.perf_counter() - started,
-        worker=f"{os.uname().nodename}:{os.getpid()}",
-        started_at=started_at,
-        finished_at=time.time(),
-    )
+    return write_part(scored, output_dir, chunk.index, started)
+
+
+@dataclass
+class _ChunkInFlight:
+    index: int
+    started: float
+    table: pa.Table  # for the id column
+    predictions: list[Future[dict[str, np.ndarray]]]
+
+
+def score_in_process(
+    config: ScoringConfig,
+    model: ResolvedModel,
+    job_id: str,
+    *,
+    on_chunk: Callable[[ChunkResult], None] | None = None,
+    slices_per_thread: int = 1,
+) -> tuple[list[ChunkResult], float]:
+    """Score the whole input in this process, nothing staged on disk.
+
+    Each chunk of :func:`iter_scoring_tables` is cut in row slices (:func:`row_slices`,
+    ``slices_per_thread`` per thread) that a pool of ``config.parallelism`` threads predicts
+    (``predict_threads`` OpenMP threads each). Two chunks are in flight: while the pool
+    predicts, this thread reads the next chunk and writes the previous one's part file, then
+    passes its result to ``on_chunk`` (progress reports); so the pool waits neither for I/O
+    nor for the last slice of a chunk.
+
+    Memory: two chunks, whatever the input's size. Returns the chunks scored, in order, and the
+    seconds spent reading the input. Raises like :func:`iter_scoring_tables` before anything
+    is written for a bad input; a failed slice raises once the slices in flight are done.
+    """
+    threads = config.parallelism
+    cols = needed_columns(model.features, config)
+    estimator = load_model_cached(model.artifact_uri, model.tracking_uri, model.registry_uri)
+    results: list[ChunkResult] = []
+    read_seconds = 0.0
+    in_flight: collections.deque[_ChunkInFlight] = collections.deque()
+
+    def finish_oldest() -> None:
+        chunk = in_flight.popleft()
+        predictions = concat_predictions([f.result() for f in chunk.predictions])
+        scored = _scored_chunk(
+            predictions, chunk.table, model, chunk.index, job_id, config.id_column
+        )
+        result = write_part(scored, config.output_dir, chunk.index, chunk.started)
+        results.append(result)
+        if on_chunk is not None:
+            on_chunk(result)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="scoring") as pool:
+        try:
+            for chunk in iter_scoring_tables(config, model.features):
+                read_seconds += chunk.seconds
+                table = chunk.table.select(cols)
+                futures = [
+                    pool.submit(
+                        predict_table,
+                        estimator,
+                        part,
+                        model,
+                        include_probabilities=config.include_probabilities,
+                        predict_threads=config.predict_threads,
+                    )
+                    for part in row_slices(table, threads * slices_per_thread)
+                ]
+                in_flight.append(_ChunkInFlight(chunk.index, time.time(), table, futures))
+                del chunk, table  # only the chunks in flight stay in memory
+                if len(in_flight) == 2:
+                    finish_oldest()
+            while in_flight:
+                finish_oldest()
+        finally:
+            wait([f for chunk in in_flight for f in chunk.predictions])
+    return results, read_seconds
 
 
 # --------------------------------------------------------------------------- summary
@@ -813,8 +1023,8 @@ class ScoringSummary(BaseModel):
     worker_processes: list[str] = Field(description="host:pid of each worker process.")
     wall_seconds: float
     staging_seconds: float = Field(
-        description="Time spent reading the input and writing the chunk files; it overlaps "
-        "scoring (chunk i is scored while chunk i + 1 is staged)."
+        description="Time spent reading the input (and, on Dask, writing the chunk files); it "
+        "overlaps scoring (chunk i is scored while chunk i + 1 is read)."
     )
     scoring_seconds: float = Field(
         description="From the first chunk's start to the last chunk's end (excludes model "
@@ -827,13 +1037,13 @@ def summarize(
     config: ScoringConfig,
     model: ResolvedModel,
     job_id: str,
-    staged: list[ChunkFile],
+    read_seconds: float,
     results: list[ChunkResult],
     wall_seconds: float,
     runner: str,
 ) -> ScoringSummary:
     """The job's summary (also written to ``<output_dir>/_scoring_summary.json``) from the
-    chunks staged and the chunks scored."""
+    seconds spent reading (and staging) the input and the chunks scored."""
     results = sorted(results, key=lambda r: r.index)
     rows = sum(r.rows for r in results)
     summary = ScoringSummary(
@@ -853,7 +1063,7 @@ def summarize(
         workers=len({r.worker for r in results}),
         worker_processes=sorted({r.worker for r in results}),
         wall_seconds=round(wall_seconds, 3),
-        staging_seconds=round(sum(c.seconds for c in staged), 3),
+        staging_seconds=round(read_seconds, 3),
         scoring_seconds=round(
             max((r.finished_at for r in results), default=0.0)
             - min((r.started_at for r in results), default=0.0),

@@ -1,14 +1,21 @@
-"""Tasks of the batch-scoring flow: resolve the model, score one staged chunk file.
+"""Tasks of the batch-scoring flow: resolve the model; score the whole input in this process
+(default runner: one task run, per-chunk progress in its logs and a progress artifact), or one
+staged chunk file (Dask: one task run per chunk, on a worker).
 
-Staging the input is no task: the flow streams it (``scoring.stage_chunks``) so that each chunk
-is submitted as soon as it is written. Only small values cross the task graph (paths, row
-counts, the resolved model's URI and the MLflow store URIs); each worker loads the model itself,
-once per process.
+On Dask, staging the input is no task: the flow streams it (``scoring.stage_chunks``) so that
+each chunk is submitted as soon as it is written. Only small values cross the task graph
+(paths, row counts, the resolved model's URI and the MLflow store URIs); each worker loads the
+model itself, once per process. No result is persisted.
 """
 
 from __future__ import annotations
 
-from prefect import task
+import time
+from typing import cast
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from prefect_mlops import scoring
@@ -35,6 +42,7 @@ def resolve_model(
     retry_delay_seconds=2,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
+    persist_result=False,
 )
 def score_chunk_file(
     chunk: scoring.ChunkFile,
@@ -55,3 +63,50 @@ def score_chunk_file(
         include_probabilities=include_probabilities,
         predict_threads=predict_threads,
     )
+
+
+PROGRESS_EVERY_SECONDS = 1.0  # progress artifact updates at most this often (each is an API call)
+
+
+@task(name="score-chunks", cache_policy=NO_CACHE, persist_result=False)
+def score_chunks(
+    config: scoring.ScoringConfig, model: scoring.ResolvedModel, job_id: str
+) -> tuple[list[scoring.ChunkResult], float]:
+    """Score the whole input in this process (``scoring.score_in_process``): one task run
+    for all chunks, so orchestration costs do not grow with the chunk count. Each chunk is
+    logged as it is written; a progress artifact follows the rows scored when the row count is
+    known up front (Parquet). Not retried: a re-run needs ``overwrite`` (parts exist)."""
+    logger = get_run_logger()
+    total = scoring.expected_rows(config)
+    progress_id: UUID | None = None
+    if total:
+        progress_id = cast(
+            "UUID",
+            create_progress_artifact(
+                progress=0.0,
+                key="batch-scoring-progress",
+                description=f"Rows of {total:,} scored with {model.model_uri}",
+            ),
+        )
+    rows_done, last_update = 0, 0.0
+
+    def report(result: scoring.ChunkResult) -> None:
+        nonlocal rows_done, last_update
+        rows_done += result.rows
+        logger.info(
+            "chunk %d: %d rows in %.2f s -> %s (%d rows scored so far)",
+            result.index,
+            result.rows,
+            result.seconds,
+            result.path,
+            rows_done,
+        )
+        now = time.monotonic()
+        if progress_id and total and now - last_update >= PROGRESS_EVERY_SECONDS:
+            last_update = now
+            update_progress_artifact(progress_id, progress=min(100.0, 100.0 * rows_done / total))
+
+    results, read_seconds = scoring.score_in_process(config, model, job_id, on_chunk=report)
+    if progress_id:
+        update_progress_artifact(progress_id, progress=100.0)
+    return results, read_seconds

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.feather as feather
 import pytest
 from helpers import churn_config, write_frame
 
@@ -124,12 +123,8 @@ def test_default_runner_csv_in_chunks_matches_predict(trained: Trained, tmp_path
     assert summary.model_version == "1" and summary.requested == f"{MODEL}@champion"
     assert summary.rows == ROWS and summary.chunks == 5 == len(list(out.glob("part-*.parquet")))
     assert summary.max_chunk_rows <= 700 and summary.runner == "default"
-    # Bounded memory: no staged chunk holds more than chunk_size rows, and only the columns
-    # scoring reads.
-    staged = sorted(out.glob(".staging-job42/chunk-*.arrow"))
-    assert len(staged) == 5
-    assert max(feather.read_table(p).num_rows for p in staged) <= 700
-    assert "churned" not in feather.read_table(staged[0]).column_names
+    # The default runner scores in memory: nothing staged, even with keep_staging.
+    assert not list(out.glob(".staging-*"))
     # Probabilities agree with the model; request ids are <job>-<chunk>-<row>.
     expected_proba = trained.champion.predict_proba(trained.frame[_features(trained.champion)])
     assert abs(scored["proba_1"].to_numpy() - expected_proba[:, 1]).max() < 1e-12
@@ -143,48 +138,54 @@ def test_default_runner_csv_in_chunks_matches_predict(trained: Trained, tmp_path
 def test_chunks_stream_through_a_bounded_window(
     trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Scoring starts before the input is fully staged, at most ``parallelism`` chunks run at
-    once, and each scored chunk's staged file is deleted as it finishes."""
+    """One task run scores every chunk; writing starts before the input is fully read, at most
+    two chunks are in flight (read, not yet written), and each chunk is predicted in
+    ``parallelism`` row slices, by at most that many threads at once."""
     import threading
 
     from prefect_mlops.flows.scoring import run_batch_scoring
 
     events: list[tuple[str, int]] = []
     running: list[int] = [0, 0]  # now, most at once
+    sliced: list[int] = []
     lock = threading.Lock()
-    stage, score = scoring.stage_chunks, scoring.score_chunk_file
+    read, predict, write = scoring.iter_scoring_tables, scoring.predict_table, scoring.write_part
 
-    def recording_stage(*args: Any, **kwargs: Any) -> Iterator[scoring.ChunkFile]:
-        for chunk in stage(*args, **kwargs):
+    def recording_read(*args: Any, **kwargs: Any) -> Iterator[scoring.ChunkTable]:
+        for chunk in read(*args, **kwargs):
             with lock:
-                events.append(("staged", chunk.index))
+                events.append(("read", chunk.index))
             yield chunk
 
-    def recording_score(chunk: scoring.ChunkFile, *args: Any, **kwargs: Any) -> Any:
+    def recording_predict(estimator: Any, table: Any, *args: Any, **kwargs: Any) -> Any:
         with lock:
             running[0] += 1
             running[1] = max(running)
+            sliced.append(table.num_rows)
         try:
-            return score(chunk, *args, **kwargs)
+            return predict(estimator, table, *args, **kwargs)
         finally:
             with lock:
                 running[0] -= 1
-                events.append(("scored", chunk.index))
-                staged_now = list((tmp_path / "out").glob(".staging-*/chunk-*.arrow"))
-                assert len(staged_now) <= 4  # the window (2) + the chunk being staged + 1
 
-    monkeypatch.setattr(scoring, "stage_chunks", recording_stage)
-    monkeypatch.setattr(scoring, "score_chunk_file", recording_score)
+    def recording_write(scored: Any, output_dir: str, index: int, started: float) -> Any:
+        with lock:
+            events.append(("written", index))
+        return write(scored, output_dir, index, started)
+
+    monkeypatch.setattr(scoring, "iter_scoring_tables", recording_read)
+    monkeypatch.setattr(scoring, "predict_table", recording_predict)
+    monkeypatch.setattr(scoring, "write_part", recording_write)
     out = tmp_path / "out"
     summary = run_batch_scoring(_config(out, {"path": str(trained.parquet)}, chunk_size=300))
     _assert_matches(out, trained, trained.champion, "1")
     assert summary.chunks == 10 and running[1] <= 2
-    first_scored = events.index(next(e for e in events if e[0] == "scored"))
-    # The window is 2: chunk 3 is not staged before a chunk has finished.
-    assert [e for e in events[:first_scored] if e[0] == "staged"] in (
-        [("staged", 0), ("staged", 1)],
-        [("staged", 0), ("staged", 1), ("staged", 2)],
-    )
+    assert sliced == [150] * 20  # 10 chunks of 300 rows, 2 slices each
+    # Bounded memory: chunk i + 2 is read only after chunk i is written.
+    for position, (kind, index) in enumerate(events):
+        if kind == "read" and index >= 2:
+            assert ("written", index - 2) in events[:position], events
+    assert events.index(("written", 0)) < events.index(("read", 9))
     assert not list(out.glob(".staging-*"))
 
 
@@ -195,7 +196,18 @@ def test_parquet_input_with_pinned_version(trained: Trained, tmp_path: Path) -> 
     summary = batch_scoring(_config(out, {"path": str(trained.parquet)}, version="2"))
     _assert_matches(out, trained, trained.dummy, "2")
     assert summary.model_version == "2" and summary.requested == f"{MODEL}/2"
-    assert not list(out.glob(".staging-*"))  # staging removed
+    assert not list(out.glob(".staging-*"))  # nothing staged
+    # Per-chunk visibility in the UI: a Parquet input's row count is known, so the one
+    # scoring task run keeps a progress artifact, which ends at 100 %.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["batch-scoring-progress"]))
+        )
+    mine = [a for a in artifacts if str(a.flow_run_id) == summary.job_id]
+    assert [a.data for a in mine] == [100.0]
 
 
 def test_sql_query_input(trained: Trained, tmp_path: Path) -> None:
@@ -429,6 +441,77 @@ def test_score_chunk_is_deterministic(trained: Trained) -> None:
         scoring.score_chunk(
             trained.champion, chunk.drop(columns=["age"]), feats, MODEL, "1", 0, job_id="j"
         )
+
+
+def _resolved(trained: Trained, version: str = "1") -> scoring.ResolvedModel:
+    from prefect_mlops.settings import get_settings
+
+    settings = get_settings()
+    config = _config(Path("unused"), {"path": "x.csv"}, version=version)
+    return scoring.resolve_model(
+        config, settings.resolved_tracking_uri, settings.resolved_registry_uri
+    )
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 3])
+def test_score_in_process_slices_match_predict(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallelism: int
+) -> None:
+    """Chunks cut in row slices and predicted by several threads give, row for row, what one
+    in-process ``predict`` gives; results come in chunk order; each chunk is reported."""
+    monkeypatch.setenv("MLOPS_HOME", str(trained.home))
+    model = _resolved(trained)
+    out = tmp_path / "out"
+    config = _config(
+        out,
+        {"path": str(trained.parquet)},
+        chunk_size=1100,
+        parallelism=parallelism,
+        include_probabilities=True,
+    )
+    reported: list[int] = []
+    results, read_seconds = scoring.score_in_process(
+        config, model, "core", on_chunk=lambda r: reported.append(r.index)
+    )
+    assert [r.index for r in results] == reported == [0, 1, 2]
+    assert [r.rows for r in results] == [1100, 1100, 800] and read_seconds >= 0
+    scored = _assert_matches(out, trained, trained.champion, "1")
+    expected = trained.champion.predict_proba(trained.frame[_features(trained.champion)])
+    assert abs(scored["proba_1"].to_numpy() - expected[:, 1]).max() < 1e-12
+    assert scored["request_id"].iloc[1100] == "core-00001-0000000"
+
+
+def test_row_slices_cover_the_table_in_order() -> None:
+    import pyarrow as pa
+
+    table = pa.table({"x": list(range(10))})
+    parts = scoring.row_slices(table, 3)
+    assert [p.num_rows for p in parts] == [3, 3, 4]
+    assert pa.concat_tables(parts).equals(table)
+    assert [p.num_rows for p in scoring.row_slices(table.slice(0, 2), 4)] == [1, 1]
+    assert scoring.row_slices(table.slice(0, 0), 2)[0].num_rows == 0
+
+
+def test_score_in_process_bad_input_leaves_output_untouched(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing feature column fails before the old part files (overwrite on) are removed or
+    anything is written; an input with no rows is named."""
+    monkeypatch.setenv("MLOPS_HOME", str(trained.home))
+    model = _resolved(trained)
+    out = tmp_path / "out"
+    out.mkdir()
+    old = out / "part-00000.parquet"
+    old.write_bytes(b"old")
+    bad = write_frame(trained.frame.drop(columns=["age"]), tmp_path / "bad.parquet")
+    config = _config(out, {"path": str(bad)}, overwrite=True)
+    with pytest.raises(ScoringError, match="age"):
+        scoring.score_in_process(config, model, "bad")
+    assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet"]
+    assert old.read_bytes() == b"old"
+    empty = write_frame(trained.frame.head(0), tmp_path / "empty.parquet")
+    with pytest.raises(DataIngestError, match="no rows"):
+        scoring.score_in_process(_config(out, {"path": str(empty)}, overwrite=True), model, "e")
 
 
 def test_prefect_yaml_deployment_parameters_validate() -> None:
