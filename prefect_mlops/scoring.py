@@ -7,17 +7,22 @@ The pieces, in the order the ``batch-scoring`` flow uses them:
   chunk size and runner (Prefect's default thread-pool runner, or Dask through prefect-dask).
 * :func:`resolve_model` — alias → version (or the pinned version) and the feature columns from
   the model's MLflow signature; :class:`ScoringError` names an unknown model, version or alias.
-* :func:`stage_chunks` — a generator: streams the input (``ParquetFile.iter_batches``,
-  ``read_csv(chunksize=)``, ``read_sql_query(chunksize=)``), writes each chunk of at most
-  ``chunk_size`` rows, with only the columns scoring needs, as ``<staging>/chunk-<i:05d>.arrow``
-  (Arrow IPC, uncompressed: a scratch copy that is cheap to write and read) and yields it at
-  once, so scoring can start on the first chunk while the rest is still being read. The columns
-  are checked against the model's features *before* anything is written; it holds one chunk in
-  memory at a time.
-* :func:`score_chunk` — one chunk in, the scored frame out; :func:`score_chunk_file` does it from
-  a staged file to ``<output_dir>/part-<i:05d>.parquet`` (written atomically), loading the model
-  once per process (:func:`load_model_cached`); :func:`remove_staged_chunk` deletes a scored
+* :func:`iter_scoring_tables` — a generator: streams the input (``ParquetFile.iter_batches``,
+  ``read_csv(chunksize=)``, ``read_sql_query(chunksize=)``) as Arrow tables of at most
+  ``chunk_size`` rows with only the columns scoring needs. The columns are checked against the
+  model's features (and the output folder against old results) *before* the first chunk, so a
+  bad input leaves the output untouched; it holds one chunk in memory at a time.
+* :func:`score_in_process` — the default runner's scoring: each chunk cut in row slices
+  (:func:`row_slices`) predicted by ``parallelism`` threads, two chunks in flight (reading and
+  writing overlap predicting), ``<output_dir>/part-<i:05d>.parquet`` written atomically per
+  chunk, nothing staged on disk.
+* :func:`stage_chunks` — the Dask runner's input: each chunk written as
+  ``<staging>/chunk-<i:05d>.arrow`` (Arrow IPC, uncompressed: a scratch copy that is cheap to
+  write and read) and yielded at once, so scoring starts on the first chunk while the rest is
+  still being read. :func:`score_chunk_file` scores one on a worker, loading the model once
+  per process (:func:`load_model_cached`); :func:`remove_staged_chunk` deletes a scored
   chunk's file, so the staging folder holds only the chunks not yet scored.
+* :func:`score_chunk` — one pandas chunk in, the scored frame out (the same columns).
 * :func:`summarize` — rows, chunks, wall time, rows/s, model version, output files.
 
 Output columns: the id column (when ``id_column`` is set), ``request_id``, ``prediction``, one
@@ -951,9 +956,10 @@ def score_in_process(
     passes its result to ``on_chunk`` (progress reports); so the pool waits neither for I/O
     nor for the last slice of a chunk.
 
-    Memory: two chunks, whatever the input's size. Returns the chunks scored, in order, and the
-    seconds spent reading the input. Raises like :func:`iter_scoring_tables` before anything
-    is written for a bad input; a failed slice raises once the slices in flight are done.
+    Memory: the two chunks in flight and the one being read, whatever the input's size.
+    Returns the chunks scored, in order, and the seconds spent reading the input. Raises like
+    :func:`iter_scoring_tables` before anything is written for a bad input; a failed slice
+    raises once the slices in flight are done.
     """
     threads = config.parallelism
     cols = needed_columns(model.features, config)
