@@ -282,7 +282,9 @@ class UnreadRequest(bentoml.IODescriptor):
 
 
 class AnyJSONObject(bentoml.IODescriptor):
-    """Any JSON object, handed to the client as it is (no properties for it to filter)."""
+    """The client's output spec: the JSON answer handed over as it is. A schema with properties
+    would make the client filter the answer by them and walk ``null`` where it expects a list
+    (``probabilities`` of a regressor); the documented schemas are in the mounted app."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -312,7 +314,7 @@ class ModelService:
     # /metadata and /reload reach these methods; GET /metadata reaches the mounted app.
     # Both call the same handler.
 
-    @bentoml.api(route="/predict", input_spec=PredictInput, output_spec=PredictResponse)
+    @bentoml.api(route="/predict", input_spec=PredictInput, output_spec=AnyJSONObject)
     async def predict(
         self,
         records: list[dict[str, Any]] | None = None,
@@ -330,7 +332,7 @@ class ModelService:
         """The served model: version, signature, lineage, rollout; as ``GET /metadata``."""
         return await metadata_endpoint(http_request)
 
-    @bentoml.api(route="/reload", input_spec=UnreadRequest, output_spec=ReloadResponse)
+    @bentoml.api(route="/reload", input_spec=UnreadRequest, output_spec=AnyJSONObject)
     async def reload(self, http_request: Any = None) -> Response:
         """Re-read the registry now; as ``POST /reload``."""
         return await reload_endpoint(http_request)

@@ -267,8 +267,8 @@ def test_runtime_hot_swap_and_registry_outage(
 def test_contract_models_describe_the_replies(
     schema: InputSchema, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """/docs.json and the BentoML client's schema come from these models, and the client keeps
-    only the keys they list: every key the runtime answers with must be documented."""
+    """/docs.json documents the answers with these models: every key the runtime answers
+    with must be there."""
     from prefect_mlops import registry
     from prefect_mlops.serving import (
         ErrorResponse,
