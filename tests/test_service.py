@@ -20,6 +20,7 @@ import httpx
 import pandas as pd
 import pytest
 from helpers import churn_config, write_frame
+from test_other_tables import Case, cases  # noqa: F401 (the fixture: multiclass, regression)
 
 from prefect_mlops import registry
 from prefect_mlops.settings import Settings
@@ -432,45 +433,21 @@ def test_openapi_documents_predict_metadata_and_reload(server: Server) -> None:
 
 
 @pytest.mark.parametrize("name", ["plans", "diabetes"])
-def test_bentoml_client_serves_multiclass_and_regression(reg: Registry, name: str) -> None:
-    """Tables of tests/test_other_tables.py (a string multiclass target with missing values, the
-    diabetes regression, whose null probabilities the client must hand back as they are),
-    trained into the registry and served by a server of their own."""
+def test_bentoml_client_serves_multiclass_and_regression(
+    reg: Registry, request: pytest.FixtureRequest, name: str
+) -> None:
+    """The models of tests/test_other_tables.py (a string multiclass target with missing values,
+    the diabetes regression, whose null probabilities the client must hand back as they are),
+    each served from that registry by a server of its own."""
     import bentoml
     import numpy as np
-    from test_other_tables import diabetes_table, plans_table
 
-    from prefect_mlops.config import TrainingConfig
-    from prefect_mlops.flows.training import continuous_training
-
-    frame, target, id_column, estimator = {
-        "plans": (plans_table(), "plan", "account", "HistGradientBoostingClassifier"),
-        "diabetes": (diabetes_table(), "target", "patient", "HistGradientBoostingRegressor"),
-    }[name]
-    csv = write_frame(frame, reg.workdir / f"{name}.csv")
-    frame = pd.read_csv(csv)  # missing text as NaN, as training read it
-    config = TrainingConfig.model_validate(
-        {
-            "model_name": name,
-            "data": {"path": str(csv)},
-            "target": target,
-            "id_column": id_column,
-            "estimator": {
-                "class_path": f"sklearn.ensemble.{estimator}",
-                "params": {"max_iter": 40},
-            },
-        }
-    )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(reg.home))
-        for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
-            mp.delenv(key, raising=False)
-        assert continuous_training(config).version == "1"
-    model = _champion_model(reg, name)
-    rows = frame[list(model.feature_names_in_)].head(50)
+    case: Case = request.getfixturevalue("cases")[name]
+    rows = case.features.head(50)
     records = json.loads(rows.to_json(orient="records"))  # NaN → null
+    home = str(case.csv.parent / "mlops")  # where the `cases` fixture trained them
     log_dir = str(reg.workdir / f"serving-log-{name}")  # the churn server's log stays churn's
-    env = reg.env(MLOPS_SERVE_MODEL_NAME=name, MLOPS_SERVING_LOG_DIR=log_dir)
+    env = reg.env(MLOPS_HOME=home, MLOPS_SERVE_MODEL_NAME=name, MLOPS_SERVING_LOG_DIR=log_dir)
     srv = Server(reg.workdir, env).start()
     try:
         srv.wait_ready()
@@ -481,11 +458,11 @@ def test_bentoml_client_serves_multiclass_and_regression(reg: Registry, name: st
     assert (data["model_name"], data["model_version"]) == (name, "1")
     if name == "plans":
         assert rows.isna().any().any()
-        assert data["predictions"] == model.predict(rows).tolist()
+        assert data["predictions"] == case.model.predict(rows).tolist()
         assert data["classes"] == ["basic", "plus", "premium"]
-        np.testing.assert_allclose(data["probabilities"], model.predict_proba(rows), rtol=1e-9)
+        np.testing.assert_allclose(data["probabilities"], case.model.predict_proba(rows), rtol=1e-9)
     else:
-        np.testing.assert_allclose(data["predictions"], model.predict(rows), rtol=1e-9)
+        np.testing.assert_allclose(data["predictions"], case.model.predict(rows), rtol=1e-9)
         assert data["probabilities"] is None and data["classes"] is None
 
 
