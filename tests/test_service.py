@@ -432,40 +432,6 @@ def test_openapi_documents_predict_metadata_and_reload(server: Server) -> None:
     assert ui.status_code == 200 and str(ui.url) == f"{server.url}/"
 
 
-@pytest.mark.parametrize("name", ["plans", "diabetes"])
-def test_bentoml_client_serves_multiclass_and_regression(
-    reg: Registry, request: pytest.FixtureRequest, name: str
-) -> None:
-    """The models of tests/test_other_tables.py (a string multiclass target with missing values,
-    the diabetes regression, whose null probabilities the client must hand back as they are),
-    each served from that registry by a server of its own."""
-    import bentoml
-    import numpy as np
-
-    case: Case = request.getfixturevalue("cases")[name]
-    rows = case.features.head(50)
-    records = json.loads(rows.to_json(orient="records"))  # NaN → null
-    home = str(case.csv.parent / "mlops")  # where the `cases` fixture trained them
-    log_dir = str(reg.workdir / f"serving-log-{name}")  # the churn server's log stays churn's
-    env = reg.env(MLOPS_HOME=home, MLOPS_SERVE_MODEL_NAME=name, MLOPS_SERVING_LOG_DIR=log_dir)
-    srv = Server(reg.workdir, env).start()
-    try:
-        srv.wait_ready()
-        with bentoml.SyncHTTPClient(srv.url, token=TOKEN) as client:
-            data = client.predict(records=records)
-    finally:
-        srv.stop()
-    assert (data["model_name"], data["model_version"]) == (name, "1")
-    if name == "plans":
-        assert rows.isna().any().any()
-        assert data["predictions"] == case.model.predict(rows).tolist()
-        assert data["classes"] == ["basic", "plus", "premium"]
-        np.testing.assert_allclose(data["probabilities"], case.model.predict_proba(rows), rtol=1e-9)
-    else:
-        np.testing.assert_allclose(data["predictions"], case.model.predict(rows), rtol=1e-9)
-        assert data["probabilities"] is None and data["classes"] is None
-
-
 def test_hot_swap_without_failed_requests(server: Server, reg: Registry) -> None:
     body = {"records": _records(reg, 2)}
     seen: list[tuple[int, str | None]] = []
@@ -649,3 +615,39 @@ def test_bentoml_build_works_offline(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert list((tmp_path / "bentoml" / "bentos" / "mlops_model_service").iterdir())
+
+
+@pytest.mark.parametrize("name", ["plans", "diabetes"])
+def test_bentoml_client_serves_multiclass_and_regression(
+    reg: Registry, request: pytest.FixtureRequest, name: str
+) -> None:
+    """The models of tests/test_other_tables.py (a string multiclass target with missing values,
+    the diabetes regression, whose null probabilities the client must hand back as they are),
+    each served from that registry by a server of its own. Last in the module: the `cases`
+    fixture keeps MLOPS_HOME pointed at its own registry while it lives (until module end),
+    which processes started from this one's environment (run_service) would inherit."""
+    import bentoml
+    import numpy as np
+
+    case: Case = request.getfixturevalue("cases")[name]
+    rows = case.features.head(50)
+    records = json.loads(rows.to_json(orient="records"))  # NaN → null
+    home = str(case.csv.parent / "mlops")  # where the `cases` fixture trained them
+    log_dir = str(reg.workdir / f"serving-log-{name}")  # the churn server's log stays churn's
+    env = reg.env(MLOPS_HOME=home, MLOPS_SERVE_MODEL_NAME=name, MLOPS_SERVING_LOG_DIR=log_dir)
+    srv = Server(reg.workdir, env).start()
+    try:
+        srv.wait_ready()
+        with bentoml.SyncHTTPClient(srv.url, token=TOKEN) as client:
+            data = client.predict(records=records)
+    finally:
+        srv.stop()
+    assert (data["model_name"], data["model_version"]) == (name, "1")
+    if name == "plans":
+        assert rows.isna().any().any()
+        assert data["predictions"] == case.model.predict(rows).tolist()
+        assert data["classes"] == ["basic", "plus", "premium"]
+        np.testing.assert_allclose(data["probabilities"], case.model.predict_proba(rows), rtol=1e-9)
+    else:
+        np.testing.assert_allclose(data["predictions"], case.model.predict(rows), rtol=1e-9)
+        assert data["probabilities"] is None and data["classes"] is None
