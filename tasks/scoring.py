@@ -79,19 +79,10 @@ def score_chunks(
     logger = get_run_logger()
     total = scoring.expected_rows(config)
     progress_id: UUID | None = None
-    if total:
-        progress_id = cast(
-            "UUID",
-            create_progress_artifact(
-                progress=0.0,
-                key="batch-scoring-progress",
-                description=f"Rows of {total:,} scored with {model.model_uri}",
-            ),
-        )
     rows_done, last_update = 0, 0.0
 
     def report(result: scoring.ChunkResult) -> None:
-        nonlocal rows_done, last_update
+        nonlocal rows_done, last_update, progress_id
         rows_done += result.rows
         logger.info(
             "chunk %d: %d rows in %.2f s -> %s (%d rows scored so far)",
@@ -101,10 +92,22 @@ def score_chunks(
             result.path,
             rows_done,
         )
-        now = time.monotonic()
-        if progress_id and total and now - last_update >= PROGRESS_EVERY_SECONDS:
+        if not total:
+            return
+        now, percent = time.monotonic(), min(100.0, 100.0 * rows_done / total)
+        if progress_id is None:  # created once scoring runs: off the critical path
+            progress_id = cast(
+                "UUID",
+                create_progress_artifact(
+                    progress=percent,
+                    key="batch-scoring-progress",
+                    description=f"Rows of {total:,} scored with {model.model_uri}",
+                ),
+            )
             last_update = now
-            update_progress_artifact(progress_id, progress=min(100.0, 100.0 * rows_done / total))
+        elif now - last_update >= PROGRESS_EVERY_SECONDS:
+            last_update = now
+            update_progress_artifact(progress_id, progress=percent)
 
     results, read_seconds = scoring.score_in_process(config, model, job_id, on_chunk=report)
     if progress_id:
