@@ -55,6 +55,7 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
+import gc  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402
@@ -363,6 +364,11 @@ class ModelService:
             raise SystemExit(message) from exc
         _runtime = runtime
         self.runtime = runtime
+        # Everything loaded so far (libraries, the model) lives as long as the worker: move it
+        # out of the garbage collector's reach. Otherwise a full collection walks it every few
+        # seconds and stalls one request ~300 ms (measured: p99 at concurrency 1).
+        gc.collect()
+        gc.freeze()
         logger.info(
             "serving %s version %s (alias %s)",
             state.champion.name,
