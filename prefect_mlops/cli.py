@@ -263,7 +263,7 @@ def score(
         bool, typer.Option("--probabilities", help="Add a proba_CLASS column per class.")
     ] = False,
     parallelism: Annotated[
-        int, typer.Option(help="Chunks scored at once on the default runner.")
+        int, typer.Option(help="Default runner: threads predicting each chunk (in row slices).")
     ] = 2,
     dask: Annotated[
         bool, typer.Option("--dask", help="Run on a Dask cluster (local unless --dask-address).")
