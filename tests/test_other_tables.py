@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,12 +64,25 @@ class Case:
     model: Any  # the registered champion, loaded in-process
 
     @property
+    def home(self) -> Path:
+        """The MLOPS_HOME the case was trained in."""
+        return self.csv.parent / "mlops"
+
+    @property
     def features(self) -> pd.DataFrame:
         return self.frame[list(self.model.feature_names_in_)]
 
 
+def _use_home(mp: pytest.MonkeyPatch, home: Path) -> None:
+    mp.setenv("MLOPS_HOME", str(home))
+    for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
+        mp.delenv(key, raising=False)
+
+
 @pytest.fixture(scope="module")
-def cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Case]]:
+def trained_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
+    """Both models trained once per module into their own registry; MLOPS_HOME points there
+    only while training (``cases`` sets it again for each test that uses them)."""
     import mlflow
 
     from prefect_mlops.flows.training import continuous_training
@@ -81,9 +93,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Case]]
         "diabetes": (diabetes_table(), "target", "patient", "HistGradientBoostingRegressor"),
     }
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(root / "mlops"))
-        for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
-            mp.delenv(key, raising=False)
+        _use_home(mp, root / "mlops")
         out: dict[str, Case] = {}
         for name, (frame, target, id_column, estimator) in specs.items():
             csv = write_frame(frame, root / f"{name}.csv")
@@ -103,7 +113,14 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Case]]
             assert outcome.status == "blessed" and outcome.version == "1"
             model = mlflow.sklearn.load_model(f"models:/{name}/1")
             out[name] = Case(name, pd.read_csv(csv), csv, target, id_column, model)
-        yield out
+    return out
+
+
+@pytest.fixture
+def cases(trained_cases: dict[str, Case], monkeypatch: pytest.MonkeyPatch) -> dict[str, Case]:
+    """The trained models, with MLOPS_HOME pointing at their registry for this test only."""
+    _use_home(monkeypatch, next(iter(trained_cases.values())).home)
+    return trained_cases
 
 
 def _serve(case: Case, tmp_path: Path, rows: pd.DataFrame) -> dict[str, Any]:

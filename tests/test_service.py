@@ -20,7 +20,7 @@ import httpx
 import pandas as pd
 import pytest
 from helpers import churn_config, write_frame
-from test_other_tables import Case, cases  # noqa: F401 (the fixture: multiclass, regression)
+from test_other_tables import Case, cases, trained_cases  # noqa: F401 (fixtures: multiclass, regression)
 
 from prefect_mlops import registry
 from prefect_mlops.settings import Settings
@@ -623,16 +623,14 @@ def test_bentoml_client_serves_multiclass_and_regression(
 ) -> None:
     """The models of tests/test_other_tables.py (a string multiclass target with missing values,
     the diabetes regression, whose null probabilities the client must hand back as they are),
-    each served from that registry by a server of its own. Last in the module: the `cases`
-    fixture keeps MLOPS_HOME pointed at its own registry while it lives (until module end),
-    which processes started from this one's environment (run_service) would inherit."""
+    each served from that registry by a server of its own."""
     import bentoml
     import numpy as np
 
     case: Case = request.getfixturevalue("cases")[name]
     rows = case.features.head(50)
     records = json.loads(rows.to_json(orient="records"))  # NaN → null
-    home = str(case.csv.parent / "mlops")  # where the `cases` fixture trained them
+    home = str(case.home)  # where the `cases` fixture trained them
     log_dir = str(reg.workdir / f"serving-log-{name}")  # the churn server's log stays churn's
     env = reg.env(MLOPS_HOME=home, MLOPS_SERVE_MODEL_NAME=name, MLOPS_SERVING_LOG_DIR=log_dir)
     srv = Server(reg.workdir, env).start()
