@@ -245,7 +245,7 @@ def _table(
         lines.append("")
         lines.append(
             f"Goal (default runner >= 0.8x raw predict): {'met' if ratio >= 0.8 else 'NOT met'} "
-            f"({ratio:.2f}x raw in-memory predict timed just before it, median of "
+            f"({ratio:.3f}x raw in-memory predict timed just before it, median of "
             f"{len(rounds)} rounds; {io_ratio:.2f}x raw read + predict + write). Rounds (raw "
             f"predict / flow wall): {per_round}."
         )
