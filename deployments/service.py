@@ -116,35 +116,43 @@ def _get_runtime() -> ServingRuntime | None:
 # -- the handlers: one per endpoint, shared by the BentoML api methods and the mounted app ---
 
 
-async def predict_endpoint(request: Request) -> Response:
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(handler: Callable[[Request, ServingRuntime], Awaitable[Response]]) -> Handler:
+    """The endpoint: 503 while no model is loaded, 401 without the bearer token (when one is
+    configured), else ``handler`` with the runtime."""
+
+    async def endpoint(request: Request) -> Response:
+        runtime = _get_runtime()
+        if runtime is None:
+            return _json(503, {"error": "the service is starting; no model loaded yet"})
+        if not token_ok(request.headers.get("authorization"), runtime.settings.serve_token):
+            return _unauthorized()
+        return await handler(request, runtime)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+@_guarded
+async def predict_endpoint(request: Request, runtime: ServingRuntime) -> Response:
     """``POST /predict``: the raw body goes to ``ServingRuntime.predict`` (parsed once)."""
-    runtime = _get_runtime()
-    if runtime is None:
-        return _json(503, {"error": "the service is starting; no model loaded yet"})
-    if not token_ok(request.headers.get("authorization"), runtime.settings.serve_token):
-        return _unauthorized()
     body = await request.body()
     reply = await runtime.predict(body, request.headers.get("x-request-id"))
     return _json(reply.status, reply.body, reply.body.get("request_id"))
 
 
-async def metadata_endpoint(request: Request) -> Response:
+@_guarded
+async def metadata_endpoint(request: Request, runtime: ServingRuntime) -> Response:
     """``GET /metadata`` (and ``POST``, for the BentoML client)."""
-    runtime = _get_runtime()
-    if runtime is None:
-        return _json(503, {"error": "the service is starting; no model loaded yet"})
-    if not token_ok(request.headers.get("authorization"), runtime.settings.serve_token):
-        return _unauthorized()
     return _json(200, runtime.metadata())
 
 
-async def reload_endpoint(request: Request) -> Response:
+@_guarded
+async def reload_endpoint(request: Request, runtime: ServingRuntime) -> Response:
     """``POST /reload``: re-read the registry now."""
-    runtime = _get_runtime()
-    if runtime is None:
-        return _json(503, {"error": "the service is starting; no model loaded yet"})
-    if not token_ok(request.headers.get("authorization"), runtime.settings.serve_token):
-        return _unauthorized()
     try:
         changed = await anyio.to_thread.run_sync(runtime.reload)
     except ModelLoadError as exc:
@@ -199,7 +207,7 @@ app.add_route("/docs", _docs_redirect, include_in_schema=False)
 def _document(
     method: str,
     path: str,
-    endpoint: Callable[[Request], Awaitable[Response]],
+    endpoint: Handler,
     summary: str,
     description: str,
     responses: dict[int | str, dict[str, Any]],
