@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from prefect_mlops.errors import MLOpsError
-from prefect_mlops.serving import CANNOT_START
+from prefect_mlops.serving import CANNOT_START, bearer_headers
 from prefect_mlops.settings import get_settings
 
 SERVICE_TARGET = "prefect_mlops.deployments.service:ModelService"
@@ -188,7 +188,7 @@ def send_rows(
     """POST ``frame`` to ``url``/predict as ``{"records": [...]}`` in chunks, timing each call."""
     import httpx
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = bearer_headers(token)
     result = ProbeResult(predictions=[], latencies_ms=[], errors=0)
     with httpx.Client(base_url=url, timeout=30, headers=headers) as http:
         for start in range(0, len(frame), rows_per_request):

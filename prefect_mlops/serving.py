@@ -874,6 +874,12 @@ def token_ok(authorization: str | None, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 
 
+def bearer_headers(token: str | None) -> dict[str, str]:
+    """The headers a client of the service sends: ``Authorization: Bearer <token>`` when a
+    token is configured, else none."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 class ServingRuntime:
     """Models in memory, their hot swap, request handling and the serving log.
 

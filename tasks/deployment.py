@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,7 @@ from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.common import retry_transient
 
 logger = logging.getLogger(__name__)
+Verdict = TypeVar("Verdict", CanaryVerdict, ShadowVerdict)
 
 
 def _client() -> Any:
@@ -248,8 +250,9 @@ def _service_metadata(url: str) -> dict[str, Any] | None:
     that is down says nothing about the challenger; the serving log still does)."""
     import httpx
 
-    token = get_settings().serve_token
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    from prefect_mlops.serving import bearer_headers
+
+    headers = bearer_headers(get_settings().serve_token)
     try:
         response = httpx.get(url.rstrip("/") + "/metadata", headers=headers, timeout=10)
         response.raise_for_status()
@@ -286,11 +289,30 @@ def _not_served(
     return evidence
 
 
-def _record_not_served(config: DeploymentConfig, version: str, not_served: str | None) -> None:
+def _watch(
+    config: DeploymentConfig,
+    version: str,
+    rollout: registry.Rollout,
+    judge: Callable[[pd.DataFrame, bool, str | None], Verdict],
+) -> Verdict:
+    """Every ``poll_seconds``, read the serving log since the rollout started and ask the live
+    services whether they serve the challenger, until ``judge(log, timed_out, not_served)``
+    decides (anything but ``wait``). Why the challenger is not served, when that ended it, is
+    recorded on the version (``mlops.rollout.not_served``)."""
+    deadline = time.monotonic() + config.max_minutes * 60
+    while True:
+        timed_out = time.monotonic() >= deadline
+        log = _log_since(rollout.started_at)
+        not_served = _not_served(config, version, rollout, log)
+        verdict = judge(log, timed_out, not_served)
+        if verdict.decision != "wait":
+            break
+        time.sleep(config.poll_seconds)
     if not_served is not None:
         registry.set_version_tags(
             _client(), config.model_name, version, {"mlops.rollout.not_served": not_served}
         )
+    return verdict
 
 
 @task(name="watch-canary", timeout_seconds=24 * 3600, cache_policy=NO_CACHE)
@@ -303,19 +325,15 @@ def watch_canary(
     """Read the serving log (and the labels, when configured; and the live services'
     ``/metadata``) until the canary is judged healthy, breached, not served, or out of time;
     records the figures on the version."""
-    deadline = time.monotonic() + config.max_minutes * 60
-    while True:
-        timed_out = time.monotonic() >= deadline
-        log = _log_since(rollout.started_at)
-        not_served = _not_served(config, version, rollout, log)
+
+    def judge(log: pd.DataFrame, timed_out: bool, not_served: str | None) -> CanaryVerdict:
         quality = _live_quality(config, labels, log, version) if labels else None
-        verdict = judge_canary(
+        return judge_canary(
             log, version, config, timed_out=timed_out, quality=quality, not_served=not_served
         )
-        if verdict.decision != "wait":
-            break
-        time.sleep(config.poll_seconds)
-    _record_not_served(config, version, not_served)
+
+    verdict = _watch(config, version, rollout, judge)
+    quality = verdict.quality
     tags = {
         "mlops.canary.requests": str(verdict.requests),
         "mlops.canary.error_rate": f"{verdict.error_rate:.4f}",
@@ -341,16 +359,14 @@ def watch_shadow(
 ) -> ShadowVerdict:
     """Read the serving log until ``min_requests`` rows were shadowed, time is up, or the live
     service is found not to serve the challenger; records rows and agreement on the version."""
-    deadline = time.monotonic() + config.max_minutes * 60
-    while True:
-        timed_out = time.monotonic() >= deadline
-        log = _log_since(rollout.started_at)
-        not_served = _not_served(config, version, rollout, log)
-        verdict = judge_shadow(log, version, config, timed_out=timed_out, not_served=not_served)
-        if verdict.decision != "wait":
-            break
-        time.sleep(config.poll_seconds)
-    _record_not_served(config, version, not_served)
+    verdict = _watch(
+        config,
+        version,
+        rollout,
+        lambda log, timed_out, not_served: judge_shadow(
+            log, version, config, timed_out=timed_out, not_served=not_served
+        ),
+    )
     registry.set_version_tags(
         _client(),
         config.model_name,
