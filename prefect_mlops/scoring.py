@@ -419,8 +419,15 @@ def iter_input_chunks(config: ScoringConfig, features: list[str]) -> Iterator[pa
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(local)
-            check_columns(pf.schema_arrow.names, features, config, where)
+            schema = pq.read_schema(local)
+            check_columns(schema.names, features, config, where)
+            # Text features are read dictionary-encoded (as Parquet writers store them): no
+            # string is decoded per row, and text_objects() needs the dictionary anyway. The id
+            # column keeps its type: it is copied to the output as it is.
+            text = [
+                c for c in features if c != config.id_column and is_text_type(schema.field(c).type)
+            ]
+            pf = pq.ParquetFile(local, read_dictionary=text)
             # One thread: the read overlaps predicting, which keeps both cores busy already
             # (Arrow's own decoding threads cost more CPU than they save wall time here).
             for batch in pf.iter_batches(batch_size=size, columns=cols, use_threads=False):
@@ -620,12 +627,30 @@ def remove_staging(staging_dir: str | Path) -> None:
 
 def request_ids(job_id: str, chunk_index: int, n_rows: int) -> pa.Array:
     """``<job_id>-<chunk:05d>-<row:07d>`` for each row of a chunk, as an Arrow string array
-    (built in Arrow: no Python string per row)."""
+    (its bytes built with numpy, no Python string per row)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    rows = pc.utf8_lpad(pc.cast(pa.array(np.arange(n_rows, dtype=np.int64)), pa.string()), 7, "0")
-    return pc.binary_join_element_wise(f"{job_id}-{chunk_index:05d}-", rows, "")
+    prefix = np.frombuffer(f"{job_id}-{chunk_index:05d}-".encode(), dtype=np.uint8)
+    parts, start, digits = [], 0, 7
+    while start < n_rows or not parts:  # rows with the same number of digits at a time
+        stop = min(n_rows, 10**digits)
+        parts.append(_fixed_width_ids(prefix, start, stop, digits))
+        start, digits = stop, digits + 1
+    return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+
+
+def _fixed_width_ids(prefix: np.ndarray, start: int, stop: int, digits: int) -> pa.Array:
+    """``prefix`` + each row number in ``[start, stop)`` zero-padded to ``digits`` digits."""
+    import pyarrow as pa
+
+    n, width = stop - start, len(prefix) + digits
+    text = np.empty((n, width), dtype=np.uint8)
+    text[:, : len(prefix)] = prefix
+    rows = np.arange(start, stop, dtype=np.int64)
+    for place in range(digits):
+        text[:, width - 1 - place] = rows // 10**place % 10 + ord("0")
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
 
 
 def _align_dtypes(
@@ -824,16 +849,72 @@ def predict_table(
     predict_threads: int | None = 1,
 ) -> dict[str, np.ndarray]:
     """:func:`predict_columns` for the model's feature columns of an Arrow ``table`` (only
-    those become pandas; missing text is looked for only when Arrow counts nulls)."""
-    features = table.select(model.features)
+    those become pandas, through :func:`features_frame`)."""
+    frame, may_have_missing = features_frame(table.select(model.features))
     return predict_columns(
         estimator,
-        features.to_pandas(),
+        frame,
         include_probabilities=include_probabilities,
         feature_types=model.feature_types,
         predict_threads=predict_threads,
-        may_have_missing=any(column.null_count for column in features.columns),
+        may_have_missing=may_have_missing,
     )
+
+
+def features_frame(table: pa.Table) -> tuple[pd.DataFrame, bool]:
+    """``table`` as the pandas frame training saw (:func:`prefect_mlops.data.read_table`), and
+    whether a column of it may still hold missing values as None.
+
+    Text columns (plain or dictionary-encoded) become object arrays of ``str`` with NaN for
+    missing (:func:`text_objects`); the others convert as ``Table.to_pandas`` would. Only a
+    non-text column that becomes object (all-null, binary ...) and has Arrow nulls can hold
+    None, so only then need :func:`predict_columns` look for missing text.
+    """
+    data: dict[str, Any] = {}
+    may_have_missing = False
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if is_text_type(column.type):
+            data[name] = text_objects(column)
+        else:
+            data[name] = values = column.to_pandas()
+            may_have_missing |= bool(column.null_count) and values.dtype == object
+    return pd.DataFrame(data, copy=False), may_have_missing
+
+
+def is_text_type(dtype: pa.DataType) -> bool:
+    """Whether an Arrow type is text: string, large or view string, or a dictionary of one."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(dtype):
+        dtype = dtype.value_type
+    return bool(
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_string_view(dtype)
+    )
+
+
+def text_objects(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A text column as an object array of ``str`` with NaN for missing values.
+
+    Built from the column's dictionary (encoded here when the column is plain text): one
+    Python string per distinct value, then a take (``Table.to_pandas`` looks a string up per
+    row); a dictionary-encoded read skips decoding the text of every row as well.
+    """
+    import pyarrow as pa
+
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = []
+    for chunk in chunks:
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode()
+        lookup = np.empty(len(encoded.dictionary) + 1, dtype=object)  # last: missing
+        lookup[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
+        lookup[pd.isna(lookup)] = np.nan
+        codes = encoded.indices.cast(pa.int64()).fill_null(len(lookup) - 1)
+        parts.append(lookup[codes.to_numpy()])
+    if not parts:
+        return np.empty(0, dtype=object)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def row_slices(table: pa.Table, n: int) -> list[pa.Table]:

@@ -163,17 +163,24 @@ def test_regression_is_served_like_predict(cases: dict[str, Case], tmp_path: Pat
     assert body["probabilities"] is None and body["classes"] is None
 
 
-@pytest.mark.parametrize("name", ["plans", "diabetes"])
-def test_batch_scoring_matches_predict(cases: dict[str, Case], tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "fmt"), [("plans", "csv"), ("plans", "parquet"), ("diabetes", "csv")]
+)
+def test_batch_scoring_matches_predict(
+    cases: dict[str, Case], tmp_path: Path, name: str, fmt: str
+) -> None:
+    """Row for row what the model predicts in-process, missing text included: from CSV, and
+    from Parquet, whose text columns are read dictionary-encoded."""
     from prefect_mlops.flows.scoring import run_batch_scoring
     from prefect_mlops.scoring import ScoringConfig
 
     case = cases[name]
     out = tmp_path / "out"
+    path = case.csv if fmt == "csv" else write_frame(case.frame, tmp_path / f"{name}.parquet")
     config = ScoringConfig.model_validate(
         {
             "model_name": name,
-            "data": {"path": str(case.csv)},
+            "data": {"path": str(path)},
             "output_dir": str(out),
             "id_column": case.id_column,
             "chunk_size": 250,

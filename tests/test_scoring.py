@@ -481,6 +481,51 @@ def test_score_in_process_slices_match_predict(
     assert scored["request_id"].iloc[1100] == "core-00001-0000000"
 
 
+def test_features_frame_is_what_training_reads() -> None:
+    """Text (plain, dictionary-encoded, chunked, all missing) becomes object columns of str
+    with NaN for missing, as read_table gives training; other columns convert as to_pandas
+    does; None is left only where a non-text object column has nulls."""
+    import numpy as np
+    import pyarrow as pa
+
+    from prefect_mlops.data import normalize_missing
+
+    text = ["a", None, "b", "a", None]
+    table = pa.table(
+        {
+            "plain": pa.array(text),
+            "dictionary": pa.array(text).dictionary_encode(),
+            "large": pa.array(text, pa.large_string()),
+            "chunked": pa.chunked_array([text[:2], text[2:]]),
+            "empty": pa.array([None] * 5, pa.string()),
+            "number": pa.array([1, None, 3, 4, 5]),
+            "flag": pa.array([True, False, True, False, True]),
+        }
+    )
+    frame, may_have_missing = scoring.features_frame(table)
+    decoded = table.set_column(1, "dictionary", pa.array(text))  # what a plain read gives
+    expected = normalize_missing(decoded.to_pandas())
+    pd.testing.assert_frame_equal(frame, expected)
+    assert not may_have_missing
+    for column in ("plain", "dictionary", "large", "chunked"):
+        values = frame[column].tolist()
+        assert frame[column].dtype == object and values[0] == "a", column
+        assert all(isinstance(v, float) and np.isnan(v) for v in values[1::3]), column
+    assert frame["empty"].dtype == object and all(np.isnan(v) for v in frame["empty"])
+    with_none = pa.table({"flag": pa.array([True, None, False])})
+    assert scoring.features_frame(with_none)[1]
+    assert scoring.features_frame(pa.table({"t": pa.array([], pa.string())}))[0].shape == (0, 1)
+
+
+def test_request_ids_are_zero_padded_row_numbers() -> None:
+    ids = scoring.request_ids("job", 12, 3)
+    assert ids.to_pylist() == ["job-00012-0000000", "job-00012-0000001", "job-00012-0000002"]
+    assert scoring.request_ids("job", 0, 0).to_pylist() == []
+    # Past 10**7 rows the row number takes the digits it needs, as f"{row:07d}" does.
+    tail = scoring.request_ids("j", 1, 10**7 + 2).slice(10**7 - 1).to_pylist()
+    assert tail == ["j-00001-9999999", "j-00001-10000000", "j-00001-10000001"]
+
+
 def test_row_slices_cover_the_table_in_order() -> None:
     import pyarrow as pa
 
