@@ -631,7 +631,8 @@ def request_ids(job_id: str, chunk_index: int, n_rows: int) -> pa.Array:
     import pyarrow as pa
 
     prefix = np.frombuffer(f"{job_id}-{chunk_index:05d}-".encode(), dtype=np.uint8)
-    parts, start, digits = [], 0, 7
+    parts: list[pa.Array] = []
+    start, digits = 0, 7
     while start < n_rows or not parts:  # rows with the same number of digits at a time
         stop = min(n_rows, 10**digits)
         parts.append(_fixed_width_ids(prefix, start, stop, digits))
