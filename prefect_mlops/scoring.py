@@ -1055,7 +1055,6 @@ def score_in_process(
     """
     threads = config.parallelism
     cols = needed_columns(model.features, config)
-    estimator = load_model_cached(model.artifact_uri, model.tracking_uri, model.registry_uri)
     results: list[ChunkResult] = []
     read_seconds = 0.0
     in_flight: collections.deque[_ChunkInFlight] = collections.deque()
@@ -1077,14 +1076,18 @@ def score_in_process(
         initializer=_limit_openmp_threads,
         initargs=(config.predict_threads,),
     ) as pool:
+        # The model loads on a pool thread while this one reads the first chunk.
+        loading = pool.submit(
+            load_model_cached, model.artifact_uri, model.tracking_uri, model.registry_uri
+        )
         try:
             for chunk in iter_scoring_tables(config, model.features):
                 read_seconds += chunk.seconds
                 table = chunk.table.select(cols)
                 futures = [
                     pool.submit(
-                        predict_table,
-                        estimator,
+                        _predict_loaded,
+                        loading,
                         part,
                         model,
                         include_probabilities=config.include_probabilities,
@@ -1098,9 +1101,17 @@ def score_in_process(
                     finish_oldest()
             while in_flight:
                 finish_oldest()
+            loading.result()  # a model that fails to load fails the job, rows or not
         finally:
-            wait([f for chunk in in_flight for f in chunk.predictions])
+            wait([loading, *(f for chunk in in_flight for f in chunk.predictions)])
     return results, read_seconds
+
+
+def _predict_loaded(
+    loading: Future[Any], table: pa.Table, model: ResolvedModel, **kwargs: Any
+) -> dict[str, np.ndarray]:
+    """:func:`predict_table` with the estimator ``loading`` gives (waits for it)."""
+    return predict_table(loading.result(), table, model, **kwargs)
 
 
 # --------------------------------------------------------------------------- summary
