@@ -421,17 +421,22 @@ def iter_input_chunks(config: ScoringConfig, features: list[str]) -> Iterator[pa
 
             schema = pq.read_schema(local)
             check_columns(schema.names, features, config, where)
-            # Text features are read dictionary-encoded (as Parquet writers store them): no
-            # string is decoded per row, and text_objects() needs the dictionary anyway. The id
+            # Plain text features are read dictionary-encoded (as Parquet writers store them):
+            # no string is decoded per row, and text_objects() needs the dictionary anyway. The
+            # schema names them, so features_frame() still gives them as plain text. The id
             # column keeps its type: it is copied to the output as it is.
             text = [
-                c for c in features if c != config.id_column and is_text_type(schema.field(c).type)
+                c
+                for c in features
+                if c != config.id_column
+                and is_text_type(schema.field(c).type)
+                and not pa.types.is_dictionary(schema.field(c).type)
             ]
             pf = pq.ParquetFile(local, read_dictionary=text)
             # One thread: the read overlaps predicting, which keeps both cores busy already
             # (Arrow's own decoding threads cost more CPU than they save wall time here).
             for batch in pf.iter_batches(batch_size=size, columns=cols, use_threads=False):
-                yield pa.Table.from_batches([batch])
+                yield _mark_read_as_dictionary(pa.Table.from_batches([batch]), text)
         else:
             sep = _csv_sep(local)
             header = pd.read_csv(local, sep=sep, nrows=0)
@@ -862,19 +867,36 @@ def predict_table(
     )
 
 
+# Schema metadata naming the plain text columns read dictionary-encoded (a JSON list).
+READ_AS_DICTIONARY = b"prefect_mlops.read_as_dictionary"
+
+
+def _mark_read_as_dictionary(table: pa.Table, columns: list[str]) -> pa.Table:
+    if not columns:
+        return table
+    metadata = {**(table.schema.metadata or {}), READ_AS_DICTIONARY: json.dumps(columns)}
+    return table.replace_schema_metadata(metadata)
+
+
 def features_frame(table: pa.Table) -> tuple[pd.DataFrame, bool]:
     """``table`` as the pandas frame training saw (:func:`prefect_mlops.data.read_table`), and
     whether a column of it may still hold missing values as None.
 
-    Text columns (plain or dictionary-encoded) become object arrays of ``str`` with NaN for
-    missing (:func:`text_objects`); the others convert as ``Table.to_pandas`` would. Only a
-    non-text column that becomes object (all-null, binary ...) and has Arrow nulls can hold
-    None, so only then need :func:`predict_columns` look for missing text.
+    Plain text columns, and those the reader dictionary-encoded itself (named in the schema's
+    ``READ_AS_DICTIONARY`` metadata), become object arrays of ``str`` with NaN for missing
+    (:func:`text_objects`); the others convert as ``Table.to_pandas`` would (a dictionary
+    column of the source stays categorical, as pandas reads it). Only a non-text column that
+    becomes object (all-null, binary ...) and has Arrow nulls can hold None, so only then need
+    :func:`predict_columns` look for missing text.
     """
+    import pyarrow as pa
+
+    decoded = set(json.loads((table.schema.metadata or {}).get(READ_AS_DICTIONARY, b"[]")))
     data: dict[str, Any] = {}
     may_have_missing = False
     for name, column in zip(table.column_names, table.columns, strict=True):
-        if is_text_type(column.type):
+        plain = not pa.types.is_dictionary(column.type)
+        if is_text_type(column.type) and (plain or name in decoded):
             data[name] = text_objects(column)
         else:
             data[name] = values = column.to_pandas()

@@ -503,10 +503,15 @@ def test_features_frame_is_what_training_reads() -> None:
         }
     )
     frame, may_have_missing = scoring.features_frame(table)
-    decoded = table.set_column(1, "dictionary", pa.array(text))  # what a plain read gives
-    expected = normalize_missing(decoded.to_pandas())
-    pd.testing.assert_frame_equal(frame, expected)
+    # A dictionary column of the source stays categorical, as pandas reads it.
+    assert isinstance(frame["dictionary"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(frame, normalize_missing(table.to_pandas()))
     assert not may_have_missing
+    # One the reader encoded (named in the schema) is text again, as a plain read gives it.
+    marked = table.replace_schema_metadata({scoring.READ_AS_DICTIONARY: '["dictionary"]'})
+    frame = scoring.features_frame(marked)[0]
+    decoded = table.set_column(1, "dictionary", pa.array(text))
+    pd.testing.assert_frame_equal(frame, normalize_missing(decoded.to_pandas()))
     for column in ("plain", "dictionary", "large", "chunked"):
         values = frame[column].tolist()
         assert frame[column].dtype == object and values[0] == "a", column
@@ -515,6 +520,37 @@ def test_features_frame_is_what_training_reads() -> None:
     with_none = pa.table({"flag": pa.array([True, None, False])})
     assert scoring.features_frame(with_none)[1]
     assert scoring.features_frame(pa.table({"t": pa.array([], pa.string())}))[0].shape == (0, 1)
+
+
+def test_parquet_text_is_read_as_dictionary_and_given_back_as_text(tmp_path: Path) -> None:
+    """Plain text features come dictionary-encoded from the reader, named in the schema, and
+    features_frame gives them back as text; a categorical column of the file stays categorical
+    (what pandas, and so training, reads); the id column keeps its plain type."""
+    import pyarrow as pa
+
+    from prefect_mlops.config import DataSource
+    from prefect_mlops.data import read_table
+
+    frame = pd.DataFrame(
+        {
+            "key": ["k1", "k2", "k3"],
+            "city": ["x", None, "y"],
+            "tier": pd.Categorical(["a", "b", None]),
+            "n": [1.0, None, 3.0],
+        }
+    )
+    path = tmp_path / "in.parquet"
+    frame.to_parquet(path, index=False)
+    config = ScoringConfig(
+        model_name="m", data={"path": str(path)}, output_dir=str(tmp_path), id_column="key"
+    )
+    (table,) = scoring.iter_input_chunks(config, ["city", "tier", "n"])
+    assert pa.types.is_dictionary(table.schema.field("city").type)
+    assert pa.types.is_string(table.schema.field("key").type)
+    got, _ = scoring.features_frame(table.select(["city", "tier", "n"]))
+    trained_on = read_table(DataSource(path=str(path)))  # what training reads
+    pd.testing.assert_frame_equal(got, trained_on[["city", "tier", "n"]])
+    assert got["city"].dtype == object and isinstance(got["tier"].dtype, pd.CategoricalDtype)
 
 
 def test_request_ids_are_zero_padded_row_numbers() -> None:
