@@ -51,7 +51,8 @@ def _import_model_format_first() -> None:
     every module loaded so far (``skops.io._utils.whichmodule``): with Prefect, MLflow and their
     dependencies loaded first that scan took ~9 s of a 30,000-row ``score`` run (flow wall
     11.3 s → 2.2 s, whole command 21.4 s → 15.4 s on this project's 2-core machine). Commands
-    that save or load a model call this first.
+    that save or load a model in their own process (demo, train, score) call this first;
+    ``deploy`` does not: its service subprocess loads the models.
     """
     import skops.io  # noqa: F401
 
@@ -404,7 +405,6 @@ def deploy(
     --labels labels.csv`
     """
     _quiet_environment()
-    _import_model_format_first()
     from pydantic import ValidationError
 
     from prefect_mlops.config import format_validation_error
