@@ -426,11 +426,7 @@ def iter_input_chunks(config: ScoringConfig, features: list[str]) -> Iterator[pa
             # schema names them, so features_frame() still gives them as plain text. The id
             # column keeps its type: it is copied to the output as it is.
             text = [
-                c
-                for c in features
-                if c != config.id_column
-                and is_text_type(schema.field(c).type)
-                and not pa.types.is_dictionary(schema.field(c).type)
+                c for c in features if c != config.id_column and is_text_type(schema.field(c).type)
             ]
             pf = pq.ParquetFile(local, read_dictionary=text)
             # One thread: the read overlaps predicting, which keeps both cores busy already
@@ -889,14 +885,11 @@ def features_frame(table: pa.Table) -> tuple[pd.DataFrame, bool]:
     becomes object (all-null, binary ...) and has Arrow nulls can hold None, so only then need
     :func:`predict_columns` look for missing text.
     """
-    import pyarrow as pa
-
     decoded = set(json.loads((table.schema.metadata or {}).get(READ_AS_DICTIONARY, b"[]")))
     data: dict[str, Any] = {}
     may_have_missing = False
     for name, column in zip(table.column_names, table.columns, strict=True):
-        plain = not pa.types.is_dictionary(column.type)
-        if is_text_type(column.type) and (plain or name in decoded):
+        if is_text_type(column.type) or name in decoded:
             data[name] = text_objects(column)
         else:
             data[name] = values = column.to_pandas()
@@ -905,11 +898,9 @@ def features_frame(table: pa.Table) -> tuple[pd.DataFrame, bool]:
 
 
 def is_text_type(dtype: pa.DataType) -> bool:
-    """Whether an Arrow type is text: string, large or view string, or a dictionary of one."""
+    """Whether an Arrow type is plain text: string, large or view string (not a dictionary)."""
     import pyarrow as pa
 
-    if pa.types.is_dictionary(dtype):
-        dtype = dtype.value_type
     return bool(
         pa.types.is_string(dtype)
         or pa.types.is_large_string(dtype)
