@@ -13,11 +13,12 @@ export UV_LINK_MODE := copy
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv/.synced
 
-.PHONY: help setup demo test test-all lint bench clean
+.PHONY: help setup demo test test-unit test-all lint bench clean
 
 help:
 	@echo "make demo   set up .venv from uv.lock and run the continuous-training demo"
 	@echo "make test   set up the same and run the test suite"
+	@echo "make test-unit  the fast unit tests only (tests/unit, under a minute)"
 	@echo "make lint   ruff check, ruff format --check, mypy"
 	@echo "make bench  run the benchmarks in bench/ (writes bench/README.md figures)"
 
@@ -36,6 +37,9 @@ demo: $(VENV)
 
 test: $(VENV)
 	.venv/bin/pytest -q
+
+test-unit: $(VENV)
+	.venv/bin/pytest -q -m unit
 
 test-all: $(VENV)
 	.venv/bin/pytest -q -m "slow or not slow"

@@ -53,7 +53,7 @@ NOTES = re.compile(r"<!-- batch-scoring-notes:start -->.*?<!-- batch-scoring-not
 def _train(home: Path, data_dir: Path) -> str:
     from bench_common import served_model_config
 
-    from prefect_mlops.demo_data import generate_churn
+    from prefect_mlops.data.demo import generate_churn
     from prefect_mlops.flows.training import continuous_training
 
     train_path = data_dir / "train.parquet"
@@ -96,7 +96,7 @@ def _timed(fn: Any) -> float:
 
 def _flow(path: Path, out: Path, chunk_size: int, **kwargs: Any) -> Any:
     from prefect_mlops.flows.scoring import run_batch_scoring
-    from prefect_mlops.scoring import ScoringConfig, clear_model_cache
+    from prefect_mlops.scoring.batch import ScoringConfig, clear_model_cache
 
     clear_model_cache()  # the flow process loads the model afresh each run
     shutil.rmtree(out, ignore_errors=True)
@@ -137,7 +137,7 @@ def _dask_runs(path: Path, out: Path, chunk_size: int, workers: int) -> list[tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="Rows to score.")
-    from prefect_mlops.scoring import ScoringConfig
+    from prefect_mlops.scoring.batch import ScoringConfig
 
     default_chunk = ScoringConfig.model_fields["chunk_size"].default
     parser.add_argument(
@@ -154,8 +154,8 @@ def main() -> None:
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from prefect_mlops.demo_data import generate_churn
-    from prefect_mlops.registry import configure_mlflow
+    from prefect_mlops.data.demo import generate_churn
+    from prefect_mlops.registry.aliases import configure_mlflow
     from prefect_mlops.settings import get_settings
 
     print(f"work dir {work}; starting a local Prefect API ...", flush=True)

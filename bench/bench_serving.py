@@ -12,7 +12,7 @@ Method:
   ``continuous_training`` flow (``HistGradientBoostingClassifier(max_iter=100)``, validation
   off) under ``prefect_test_harness`` (a temporary Prefect API, stopped before any load runs);
 * servers, both on 127.0.0.1, 1 worker, access log off, ``OMP_NUM_THREADS=1``, both up for the
-  whole run: the service (``bentoml serve`` via ``prefect_mlops.service_process.run_service``,
+  whole run: the service (``bentoml serve`` via ``prefect_mlops.serving.process.run_service``,
   registry polling off; ``POST /predict`` reaches its ``@bentoml.api`` method, the route the
   BentoML client calls) and the plain app (``uvicorn``, 1 worker);
 * load: ``wrk`` (one client thread, a separate process; a Lua script rotates through 200
@@ -113,7 +113,7 @@ def train(work: Path) -> str:
     from bench_common import served_model_config
     from prefect.testing.utilities import prefect_test_harness
 
-    from prefect_mlops.demo_data import generate_churn
+    from prefect_mlops.data.demo import generate_churn
     from prefect_mlops.flows.training import continuous_training
 
     path = work / "train.parquet"
@@ -128,7 +128,7 @@ def train(work: Path) -> str:
 
 def write_bodies(work: Path, features: list[str]) -> dict[str, Path]:
     """Request bodies, one JSON document a line: 200 distinct 1-row and 20 100-row requests."""
-    from prefect_mlops.demo_data import generate_churn
+    from prefect_mlops.data.demo import generate_churn
 
     rows = json.loads(generate_churn(2_000, seed=1)[features].to_json(orient="records"))
     files = {"rows1": work / "bodies-1.jsonl", "rows100": work / "bodies-100.jsonl"}
@@ -146,7 +146,7 @@ class PlainApp:
     """``uvicorn plain_fastapi_app:app`` on a free loopback port; we keep uvicorn's own Popen."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        from prefect_mlops.service_process import free_port, neutral_working_dir
+        from prefect_mlops.serving.process import free_port, neutral_working_dir
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -498,8 +498,8 @@ def main() -> int:
     import numpy as np
     import pandas as pd
 
-    from prefect_mlops.registry import configure_mlflow
-    from prefect_mlops.service_process import run_service
+    from prefect_mlops.registry.aliases import configure_mlflow
+    from prefect_mlops.serving.process import run_service
     from prefect_mlops.settings import get_settings
 
     settings = get_settings()

@@ -13,11 +13,20 @@ from typing import Any
 import pandas as pd
 from bench_common import Steps
 
-from prefect_mlops.blessing import bless_candidate, default_thresholds
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data import read_table, row_hashes, write_snapshot
-from prefect_mlops.evaluation import evaluate_model, infer_task
-from prefect_mlops.registry import (
+from prefect_mlops.data.sources import read_table, row_hashes, write_snapshot
+from prefect_mlops.data.splitting import split_frame
+from prefect_mlops.data.validation import infer_suite, raise_for_failures, validate_frame
+from prefect_mlops.modeling.blessing import bless_candidate, default_thresholds
+from prefect_mlops.modeling.evaluation import evaluate_model, infer_task
+from prefect_mlops.modeling.training import (
+    build_estimator,
+    build_pipeline,
+    fit_model,
+    resolve_features,
+)
+from prefect_mlops.registry import lineage
+from prefect_mlops.registry.aliases import (
     CHAMPION,
     code_version,
     configure_mlflow,
@@ -26,17 +35,14 @@ from prefect_mlops.registry import (
     mlflow_client,
     register_model_version,
 )
-from prefect_mlops.settings import get_settings
-from prefect_mlops.splitting import split_frame
-from prefect_mlops.tracking import (
+from prefect_mlops.registry.tracking import (
     log_frame_artifact,
     log_json_artifact,
     log_sklearn_model,
     log_snapshot_input,
     start_training_run,
 )
-from prefect_mlops.training import build_estimator, build_pipeline, fit_model, resolve_features
-from prefect_mlops.validation import infer_suite, raise_for_failures, validate_frame
+from prefect_mlops.settings import get_settings
 
 
 def run_plain(config: TrainingConfig, steps: Steps) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -49,11 +55,11 @@ def run_plain(config: TrainingConfig, steps: Steps) -> tuple[dict[str, Any], pd.
             client, config.resolved_experiment_name, settings.resolved_artifact_location
         )
         run_tags = {
-            "mlops.code.version": code_version(),
-            "mlops.config_hash": config.config_hash(),
-            "mlops.prefect.flow_run_id": "",
-            "mlops.prefect.flow_run_url": "",
-            "mlops.model_name": config.model_name,
+            lineage.CODE_VERSION: code_version(),
+            lineage.CONFIG_HASH: config.config_hash(),
+            lineage.FLOW_RUN_ID: "",
+            lineage.FLOW_RUN_URL: "",
+            lineage.MODEL_NAME: config.model_name,
             **config.tags,
         }
         run_id = start_training_run(client, experiment_id, "bench-plain", run_tags)
@@ -85,8 +91,8 @@ def run_plain(config: TrainingConfig, steps: Steps) -> tuple[dict[str, Any], pd.
         log_json_artifact(client, run_id, suite, "validation/expectation_suite.json")
         log_json_artifact(client, run_id, outcome.result, "validation/gx_result.json")
         client.log_metric(run_id, "validation_failed_expectations", len(outcome.failures))
-        client.set_tag(run_id, "mlops.validation.success", str(outcome.success).lower())
-        client.set_tag(run_id, "mlops.validation.reference", reference_path or "current data")
+        client.set_tag(run_id, lineage.VALIDATION_SUCCESS, str(outcome.success).lower())
+        client.set_tag(run_id, lineage.VALIDATION_REFERENCE, reference_path or "current data")
         raise_for_failures(outcome, source)
 
     with steps.step("split-data"):
@@ -162,9 +168,9 @@ def run_plain(config: TrainingConfig, steps: Steps) -> tuple[dict[str, Any], pd.
 
     with steps.step("bless-candidate"):
         decision = bless_candidate(candidate, None, config.thresholds or default_thresholds(task))
-        client.set_tag(run_id, "mlops.blessed", str(decision.blessed).lower())
-        client.set_tag(run_id, "mlops.blessing.reason", decision.summary()[:4900])
-        client.set_tag(run_id, "mlops.blessing.baseline", "none")
+        client.set_tag(run_id, lineage.BLESSED, str(decision.blessed).lower())
+        client.set_tag(run_id, lineage.BLESSING_REASON, decision.summary()[:4900])
+        client.set_tag(run_id, lineage.BLESSING_BASELINE, "none")
         log_json_artifact(client, run_id, decision.to_dict(), "blessing/decision.json")
 
     with steps.step("log-model"):
@@ -174,17 +180,17 @@ def run_plain(config: TrainingConfig, steps: Steps) -> tuple[dict[str, Any], pd.
         reason = decision.summary()
         version_tags = {
             **run_tags,
-            "mlops.data.digest": snapshot.digest,
-            "mlops.data.snapshot": snapshot.path,
-            "mlops.data.source": snapshot.source[:4900],
-            "mlops.data.rows": str(snapshot.n_rows),
-            "mlops.validation.success": "true" if config.validation.enabled else "skipped",
-            "mlops.validation.result": f"runs:/{run_id}/validation/gx_result.json",
-            "mlops.validation.reference": reference_path or "current data",
-            "mlops.task": task,
-            "mlops.baseline_version": "none",
-            "mlops.mlflow_run_id": run_id,
-            **{f"mlops.metric.{k}": f"{v:.6g}" for k, v in candidate.overall.items()},
+            lineage.DATA_DIGEST: snapshot.digest,
+            lineage.DATA_SNAPSHOT: snapshot.path,
+            lineage.DATA_SOURCE: snapshot.source[:4900],
+            lineage.DATA_ROWS: str(snapshot.n_rows),
+            lineage.VALIDATION_SUCCESS: "true" if config.validation.enabled else "skipped",
+            lineage.VALIDATION_RESULT: f"runs:/{run_id}/validation/gx_result.json",
+            lineage.VALIDATION_REFERENCE: reference_path or "current data",
+            lineage.TASK: task,
+            lineage.BASELINE_VERSION: "none",
+            lineage.MLFLOW_RUN_ID: run_id,
+            **{lineage.metric_tag(k): f"{v:.6g}" for k, v in candidate.overall.items()},
         }
         run_link = f"{settings.mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
         registered = register_model_version(

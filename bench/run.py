@@ -122,7 +122,7 @@ def _free_port() -> int:
 
 
 def make_data(tmp: Path, rows: int) -> Path:
-    from prefect_mlops.demo_data import generate_churn
+    from prefect_mlops.data.demo import generate_churn
 
     path = tmp / f"churn-{rows}.parquet"
     generate_churn(rows, seed=0).to_parquet(path, index=False)

@@ -3,8 +3,8 @@
     python bench/validation_bench.py --data FILE.parquet --rounds 5 --out RESULT.json
 
 In one process: read the table, infer the suite the flow would infer
-(``prefect_mlops.validation.infer_suite`` over the features + target), then time
-``prefect_mlops.validation.validate_frame(df, suite)`` against plain GX 1.x (an ephemeral
+(``prefect_mlops.data.validation.infer_suite`` over the features + target), then time
+``prefect_mlops.data.validation.validate_frame(df, suite)`` against plain GX 1.x (an ephemeral
 context, a pandas data source, a whole-DataFrame batch, ``batch.validate(suite,
 result_format="BOOLEAN_ONLY")``) on the very same expectations. Each is warmed once; the rounds
 alternate which one goes first.
@@ -22,9 +22,9 @@ import great_expectations as gx
 from bench_common import bench_config
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
-from prefect_mlops.data import read_table
-from prefect_mlops.training import resolve_features
-from prefect_mlops.validation import infer_suite, validate_frame
+from prefect_mlops.data.sources import read_table
+from prefect_mlops.data.validation import infer_suite, validate_frame
+from prefect_mlops.modeling.training import resolve_features
 
 
 def plain_gx(suite: dict):

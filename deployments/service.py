@@ -1,4 +1,4 @@
-"""The online prediction service: a thin BentoML layer over :mod:`prefect_mlops.serving`.
+"""The online prediction service: a thin BentoML layer over :mod:`prefect_mlops.serving.runtime`.
 
 Start it (configuration from ``MLOPS_*`` variables, see ``docs/serving-log.md``)::
 
@@ -18,7 +18,7 @@ endpoint answers both ways in:
   schemas and the bearer scheme; BentoML merges that into ``/docs.json`` (UI at ``/``).
 
 Adaptive batching: requests are validated one by one against the model signature, then merged
-by :class:`prefect_mlops.serving.MicroBatcher` into one ``predict`` call. BentoML's
+by :class:`prefect_mlops.serving.runtime.MicroBatcher` into one ``predict`` call. BentoML's
 ``batchable=True`` is not used: it validates the merged batch, so one bad request fails all
 requests batched with it, and it cannot return a per-request envelope (request id, version).
 
@@ -70,12 +70,12 @@ from pydantic.json_schema import SkipJsonSchema  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import RedirectResponse, Response  # noqa: E402
 
-from prefect_mlops.serving import (  # noqa: E402
+from prefect_mlops.errors import ModelLoadError  # noqa: E402
+from prefect_mlops.serving.runtime import (  # noqa: E402
     CANNOT_START,
     COLUMNS_DOC,
     RECORDS_DOC,
     ErrorResponse,
-    ModelLoadError,
     PredictResponse,
     ReloadResponse,
     ServingRuntime,

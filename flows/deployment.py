@@ -11,7 +11,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
-from prefect_mlops.rollout import DeploymentConfig
+from prefect_mlops.deployment.rollout import DeploymentConfig
 from prefect_mlops.tasks.deployment import (
     check_labels,
     infra_validate,

@@ -31,8 +31,8 @@ from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from prefect_mlops import scoring
-from prefect_mlops.scoring import ScoringConfig, ScoringSummary
+from prefect_mlops.scoring import batch as scoring
+from prefect_mlops.scoring.batch import ScoringConfig, ScoringSummary
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.scoring import resolve_model, score_chunk_file, score_chunks
 

@@ -11,13 +11,16 @@ from prefect.transactions import transaction
 from pydantic import BaseModel, Field
 
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data import forget_snapshots
-from prefect_mlops.registry import (
+from prefect_mlops.data.sources import forget_snapshots
+from prefect_mlops.modeling.training import preflight_checks
+from prefect_mlops.registry import lineage
+from prefect_mlops.registry.aliases import (
     code_version,
     configure_mlflow,
     ensure_experiment,
     mlflow_client,
 )
+from prefect_mlops.registry.tracking import start_training_run
 from prefect_mlops.settings import Settings, get_settings
 from prefect_mlops.tasks.data import ingest_data, resolve_reference, validate_data
 from prefect_mlops.tasks.model import (
@@ -28,8 +31,6 @@ from prefect_mlops.tasks.model import (
     train_model,
 )
 from prefect_mlops.tasks.registry import assign_aliases, log_model, register_version
-from prefect_mlops.tracking import start_training_run
-from prefect_mlops.training import preflight_checks
 
 
 class TrainingOutcome(BaseModel):
@@ -63,14 +64,14 @@ def continuous_training(config: TrainingConfig) -> TrainingOutcome:
     experiment_id = ensure_experiment(
         client, config.resolved_experiment_name, settings.resolved_artifact_location
     )
-    run_tags = {
-        "mlops.code.version": code_version(),
-        "mlops.config_hash": config.config_hash(),
-        "mlops.prefect.flow_run_id": str(flow_run.id or ""),
-        "mlops.prefect.flow_run_url": str(flow_run.ui_url or ""),
-        "mlops.model_name": config.model_name,
-        **config.tags,
-    }
+    run_tags = lineage.training_run_tags(
+        code_version=code_version(),
+        config_hash=config.config_hash(),
+        model_name=config.model_name,
+        flow_run_id=str(flow_run.id or ""),
+        flow_run_url=flow_run.ui_url,
+        extra=config.tags,
+    )
     run_id = start_training_run(client, experiment_id, flow_run.name, run_tags)
     client.log_dict(run_id, config.model_dump(mode="json"), "config/training_config.json")
     try:
@@ -109,21 +110,20 @@ def _train_and_register(
     decision = bless(config, profile, candidate, champion_eval, champion_version, run_id)
     model_uri = log_model(run_id, trained.model, snapshot, profile.features.columns)
     reason = decision.summary()
-    version_tags = {
-        **run_tags,
-        "mlops.data.digest": snapshot.digest,
-        "mlops.data.snapshot": snapshot.path,
-        "mlops.data.source": snapshot.source[:4900],
-        "mlops.data.rows": str(snapshot.n_rows),
-        "mlops.validation.success": "true" if config.validation.enabled else "skipped",
-        "mlops.validation.result": f"runs:/{run_id}/validation/gx_result.json",
-        "mlops.validation.reference": reference or "current data",
-        "mlops.task": profile.task,
-        "mlops.target": config.target,
-        "mlops.baseline_version": champion_version or "none",
-        "mlops.mlflow_run_id": run_id,
-        **{f"mlops.metric.{k}": f"{v:.6g}" for k, v in candidate.overall.items()},
-    }
+    version_tags = lineage.version_lineage_tags(
+        run_tags,
+        run_id=run_id,
+        snapshot_digest=snapshot.digest,
+        snapshot_path=snapshot.path,
+        snapshot_source=snapshot.source,
+        snapshot_rows=snapshot.n_rows,
+        validation="true" if config.validation.enabled else "skipped",
+        reference=reference,
+        task=profile.task,
+        target=config.target,
+        baseline_version=champion_version,
+        metrics=candidate.overall,
+    )
     run_link = f"{settings.mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
     with transaction():
         version = register_version(

@@ -10,12 +10,19 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data import SnapshotRef, load_snapshot, read_snapshot, read_table, write_snapshot
-from prefect_mlops.evaluation import infer_task
+from prefect_mlops.data.sources import (
+    SnapshotRef,
+    load_snapshot,
+    read_snapshot,
+    read_table,
+    write_snapshot,
+)
+from prefect_mlops.modeling.evaluation import infer_task
+from prefect_mlops.modeling.training import FeatureSpec, resolve_features, validated_columns
+from prefect_mlops.registry import lineage
+from prefect_mlops.registry.tracking import log_json_artifact, log_snapshot_input
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.common import retry_transient
-from prefect_mlops.tracking import log_json_artifact, log_snapshot_input
-from prefect_mlops.training import FeatureSpec, resolve_features, validated_columns
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,7 @@ class DataProfile:
 )
 def ingest_data(config: TrainingConfig, run_id: str) -> SnapshotRef:
     """Read the configured source, write an immutable snapshot and log it as a dataset input."""
-    from prefect_mlops.registry import mlflow_client
+    from prefect_mlops.registry.aliases import mlflow_client
 
     settings = get_settings()
     df = read_table(config.data)
@@ -54,7 +61,7 @@ def ingest_data(config: TrainingConfig, run_id: str) -> SnapshotRef:
 @task(name="resolve-reference", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def resolve_reference(config: TrainingConfig) -> str | None:
     """The snapshot the validation suite is inferred from (see ``ValidationConfig.reference``)."""
-    from prefect_mlops.registry import CHAMPION, get_alias_version, mlflow_client
+    from prefect_mlops.registry.aliases import CHAMPION, get_alias_version, mlflow_client
 
     reference = config.validation.reference
     if reference is None:
@@ -62,7 +69,7 @@ def resolve_reference(config: TrainingConfig) -> str | None:
     if reference != "champion":
         return reference
     champion = get_alias_version(mlflow_client(get_settings()), config.model_name, CHAMPION)
-    path = champion.tags.get("mlops.data.snapshot") if champion else None
+    path = champion.tags.get(lineage.DATA_SNAPSHOT) if champion else None
     return path if path and Path(path).exists() else None
 
 
@@ -75,14 +82,14 @@ def validate_data(
     The suite is the user's (``validation.suite_path``) or inferred from the reference snapshot
     (TFX SchemaGen/ExampleValidator). The GX result is kept as an MLflow artifact either way.
     """
-    from prefect_mlops.registry import mlflow_client
-    from prefect_mlops.validation import (
+    from prefect_mlops.data.validation import (
         failures_markdown,
         infer_suite,
         load_suite,
         raise_for_failures,
         validate_frame,
     )
+    from prefect_mlops.registry.aliases import mlflow_client
 
     df = load_snapshot(snapshot.path)
     source = config.data.describe()
@@ -103,8 +110,8 @@ def validate_data(
     log_json_artifact(client, run_id, suite, "validation/expectation_suite.json")
     log_json_artifact(client, run_id, outcome.result, "validation/gx_result.json")
     client.log_metric(run_id, "validation_failed_expectations", len(outcome.failures))
-    client.set_tag(run_id, "mlops.validation.success", str(outcome.success).lower())
-    client.set_tag(run_id, "mlops.validation.reference", reference_path or "current data")
+    client.set_tag(run_id, lineage.VALIDATION_SUCCESS, str(outcome.success).lower())
+    client.set_tag(run_id, lineage.VALIDATION_REFERENCE, reference_path or "current data")
     create_markdown_artifact(
         markdown=failures_markdown(outcome, source),
         key="data-validation",

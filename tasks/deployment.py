@@ -15,9 +15,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from prefect_mlops import registry
-from prefect_mlops.data import read_table
-from prefect_mlops.live_quality import (
+from prefect_mlops.data.sources import read_table
+from prefect_mlops.deployment.live_quality import (
     LabelSpec,
     QualityReading,
     join_labels,
@@ -25,10 +24,9 @@ from prefect_mlops.live_quality import (
     read_quality,
     resolve_label_spec,
 )
-from prefect_mlops.rollout import (
+from prefect_mlops.deployment.rollout import (
     CanaryVerdict,
     DeploymentConfig,
-    InfraValidationError,
     InfraValidationReport,
     ShadowVerdict,
     challenger_load_error,
@@ -38,6 +36,9 @@ from prefect_mlops.rollout import (
     judge_shadow,
     unserved_challenger,
 )
+from prefect_mlops.errors import InfraValidationError
+from prefect_mlops.registry import aliases as registry
+from prefect_mlops.registry import lineage
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.common import retry_transient
 
@@ -88,7 +89,8 @@ def infra_validate(config: DeploymentConfig, version: str) -> InfraValidationRep
     """
     import tempfile
 
-    from prefect_mlops.service_process import ServiceStartError, run_service, send_rows
+    from prefect_mlops.errors import ServiceStartError
+    from prefect_mlops.serving.process import run_service, send_rows
 
     settings = get_settings()
     with tempfile.TemporaryDirectory(prefix="infra-validation-") as tmp:
@@ -139,10 +141,10 @@ def _record(model_name: str, version: str, report: InfraValidationReport) -> Non
         model_name,
         version,
         {
-            "mlops.infra_validation": "passed" if report.passed else "failed",
-            "mlops.infra_validation.reason": report.summary(),
-            "mlops.infra_validation.p99_ms": f"{report.p99_ms:.2f}",
-            "mlops.infra_validation.at": datetime.now().astimezone().isoformat(),
+            lineage.INFRA_VALIDATION: "passed" if report.passed else "failed",
+            lineage.INFRA_VALIDATION_REASON: report.summary(),
+            lineage.INFRA_VALIDATION_P99_MS: f"{report.p99_ms:.2f}",
+            lineage.INFRA_VALIDATION_AT: datetime.now().astimezone().isoformat(),
         },
     )
     rows = "\n".join(f"| {k} | {v} |" for k, v in report.to_dict().items() if k != "reasons")
@@ -161,7 +163,7 @@ def promote(model_name: str, version: str, reason: str) -> registry.AliasMove:
     client = _client()
     registry.end_rollout(client, model_name)
     move = registry.promote_version(client, model_name, version, reason=reason)
-    registry.set_version_tags(client, model_name, version, {"mlops.rollout.result": "promoted"})
+    registry.set_version_tags(client, model_name, version, {lineage.ROLLOUT_RESULT: "promoted"})
     return move
 
 
@@ -176,7 +178,7 @@ def roll_back(model_name: str, version: str, reason: str) -> None:
         client,
         model_name,
         version,
-        {"mlops.rollout.result": "rolled_back", "mlops.rollout.reason": reason},
+        {lineage.ROLLOUT_RESULT: "rolled_back", lineage.ROLLOUT_REASON: reason},
     )
 
 
@@ -195,7 +197,7 @@ def start_rollout(config: DeploymentConfig, version: str) -> registry.Rollout:
 
 
 def _log_since(started_at: str) -> pd.DataFrame:
-    from prefect_mlops.serving_log import read_serving_log
+    from prefect_mlops.serving.log import read_serving_log
 
     log = read_serving_log(get_settings().resolved_serving_log_dir)
     if log.empty:
@@ -250,7 +252,7 @@ def _service_metadata(url: str) -> dict[str, Any] | None:
     that is down says nothing about the challenger; the serving log still does)."""
     import httpx
 
-    from prefect_mlops.serving import bearer_headers
+    from prefect_mlops.serving.runtime import bearer_headers
 
     headers = bearer_headers(get_settings().serve_token)
     try:
@@ -280,7 +282,8 @@ def _not_served(
     )  # fmt: skip
     if evidence is None:
         return None
-    from prefect_mlops.serving import ModelLoadError, load_version
+    from prefect_mlops.errors import ModelLoadError
+    from prefect_mlops.serving.runtime import load_version
 
     try:
         load_version(_client(), config.model_name, version)
@@ -310,7 +313,7 @@ def _watch(
         time.sleep(config.poll_seconds)
     if not_served is not None:
         registry.set_version_tags(
-            _client(), config.model_name, version, {"mlops.rollout.not_served": not_served}
+            _client(), config.model_name, version, {lineage.ROLLOUT_NOT_SERVED: not_served}
         )
     return verdict
 
@@ -335,20 +338,20 @@ def watch_canary(
     verdict = _watch(config, version, rollout, judge)
     quality = verdict.quality
     tags = {
-        "mlops.canary.requests": str(verdict.requests),
-        "mlops.canary.error_rate": f"{verdict.error_rate:.4f}",
-        "mlops.canary.p99_ms": f"{verdict.p99_ms:.2f}",
+        lineage.CANARY_REQUESTS: str(verdict.requests),
+        lineage.CANARY_ERROR_RATE: f"{verdict.error_rate:.4f}",
+        lineage.CANARY_P99_MS: f"{verdict.p99_ms:.2f}",
     }
     if quality is not None:
-        tags["mlops.canary.quality.metric"] = quality.metric
-        tags["mlops.canary.quality.rows"] = str(quality.challenger_rows)
+        tags[lineage.CANARY_QUALITY_METRIC] = quality.metric
+        tags[lineage.CANARY_QUALITY_ROWS] = str(quality.challenger_rows)
         if quality.challenger is not None:
-            tags["mlops.canary.quality.value"] = f"{quality.challenger:.6g}"
+            tags[lineage.CANARY_QUALITY_VALUE] = f"{quality.challenger:.6g}"
         if quality.baseline is not None:
-            tags["mlops.canary.quality.baseline"] = f"{quality.baseline:.6g}"
-            tags["mlops.canary.quality.baseline_source"] = quality.baseline_source
+            tags[lineage.CANARY_QUALITY_BASELINE] = f"{quality.baseline:.6g}"
+            tags[lineage.CANARY_QUALITY_BASELINE_SOURCE] = quality.baseline_source
         if quality.drop_bound is not None:
-            tags["mlops.canary.quality.drop_bound"] = f"{quality.drop_bound:.6g}"
+            tags[lineage.CANARY_QUALITY_DROP_BOUND] = f"{quality.drop_bound:.6g}"
     registry.set_version_tags(_client(), config.model_name, version, tags)
     return verdict
 
@@ -372,8 +375,8 @@ def watch_shadow(
         config.model_name,
         version,
         {
-            "mlops.shadow.rows": str(verdict.compared),
-            "mlops.shadow.agreement": f"{verdict.agreement:.4f}",
+            lineage.SHADOW_ROWS: str(verdict.compared),
+            lineage.SHADOW_AGREEMENT: f"{verdict.agreement:.4f}",
         },
     )
     return verdict

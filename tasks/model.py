@@ -10,16 +10,17 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from prefect_mlops.blessing import BlessingDecision, bless_candidate, default_thresholds
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data import SnapshotRef, load_snapshot, row_hashes
-from prefect_mlops.evaluation import EvaluationResult, evaluate_model
-from prefect_mlops.registry import mlflow_client
+from prefect_mlops.data.sources import SnapshotRef, load_snapshot, row_hashes
+from prefect_mlops.data.splitting import SplitIndices, split_frame
+from prefect_mlops.modeling.blessing import BlessingDecision, bless_candidate, default_thresholds
+from prefect_mlops.modeling.evaluation import EvaluationResult, evaluate_model
+from prefect_mlops.modeling.training import build_estimator, build_pipeline, fit_model
+from prefect_mlops.registry import lineage
+from prefect_mlops.registry.aliases import mlflow_client
+from prefect_mlops.registry.tracking import log_frame_artifact, log_json_artifact, log_text_artifact
 from prefect_mlops.settings import get_settings
-from prefect_mlops.splitting import SplitIndices, split_frame
 from prefect_mlops.tasks.data import DataProfile
-from prefect_mlops.tracking import log_frame_artifact, log_json_artifact, log_text_artifact
-from prefect_mlops.training import build_estimator, build_pipeline, fit_model
 
 
 @dataclass
@@ -149,8 +150,8 @@ def evaluate_on_test(
 @task(name="load-champion", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def load_champion(config: TrainingConfig) -> tuple[str, Any] | None:
     """The current champion (version, model), or None on a first run."""
-    from prefect_mlops.registry import CHAMPION, get_alias_version
-    from prefect_mlops.tracking import load_model
+    from prefect_mlops.registry.aliases import CHAMPION, get_alias_version
+    from prefect_mlops.registry.tracking import load_model
 
     champion = get_alias_version(mlflow_client(get_settings()), config.model_name, CHAMPION)
     if champion is None:
@@ -171,9 +172,9 @@ def bless(
     thresholds = config.thresholds or default_thresholds(profile.task)
     decision = bless_candidate(candidate, champion, thresholds)
     client = mlflow_client(get_settings())
-    client.set_tag(run_id, "mlops.blessed", str(decision.blessed).lower())
-    client.set_tag(run_id, "mlops.blessing.reason", decision.summary()[:4900])
-    client.set_tag(run_id, "mlops.blessing.baseline", champion_version or "none")
+    client.set_tag(run_id, lineage.BLESSED, str(decision.blessed).lower())
+    client.set_tag(run_id, lineage.BLESSING_REASON, decision.summary()[:4900])
+    client.set_tag(run_id, lineage.BLESSING_BASELINE, champion_version or "none")
     log_json_artifact(client, run_id, decision.to_dict(), "blessing/decision.json")
     create_markdown_artifact(
         markdown=decision.markdown(),

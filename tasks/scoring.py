@@ -18,7 +18,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from prefect_mlops import scoring
+from prefect_mlops.scoring import batch as scoring
 from prefect_mlops.tasks.common import retry_transient
 
 

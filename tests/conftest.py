@@ -40,3 +40,17 @@ def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
     if mlflow.active_run() is not None:
         mlflow.end_run()
+
+
+_LAYERS = {"unit": "unit", "flows": "flow", "integration": "integration"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the folder it lives in: tests/unit (fast, no Prefect API, no server),
+    tests/flows (a real Prefect API) and tests/integration (real servers and subprocesses)."""
+    root = Path(__file__).parent
+    for item in items:
+        parts = Path(item.path).relative_to(root).parts
+        marker = _LAYERS.get(parts[0]) if len(parts) > 1 else None
+        if marker:
+            item.add_marker(marker)

@@ -1,0 +1,1 @@
+"""Registry: MLflow tracking, lineage tag names and builders, alias moves and their history."""

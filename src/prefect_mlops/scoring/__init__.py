@@ -1,0 +1,1 @@
+"""Batch scoring: a model version over a table in chunks, into Parquet parts."""

@@ -1,0 +1,200 @@
+"""Run the BentoML prediction service as a child process on a loopback port (infra-validation,
+tests, benchmarks). The process is always stopped when the block ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from prefect_mlops.errors import ServiceStartError
+from prefect_mlops.serving.runtime import CANNOT_START, bearer_headers
+from prefect_mlops.settings import get_settings
+
+SERVICE_TARGET = "prefect_mlops.deployments.service:ModelService"
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """A started service: its base URL, process and log file."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines the server wrote."""
+        return "\n".join(self._log_lines()[-lines:])
+
+    def start_failure(self) -> str | None:
+        """The service's own reason for not starting (``prefect-mlops service cannot start:
+        ...``, naming the model), when its log has one: BentoML's traceback may bury it."""
+        for line in reversed(self._log_lines()):
+            at = line.find(CANNOT_START)
+            if at >= 0:
+                return line[at:]
+        return None
+
+    def _log_lines(self) -> list[str]:
+        try:
+            return self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+
+
+def neutral_working_dir() -> str:
+    """A folder with no source checkout in it, to start ``bentoml serve`` from."""
+    folder = Path(tempfile.gettempdir()) / "prefect-mlops-serve"
+    folder.mkdir(exist_ok=True)
+    return str(folder)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def run_service(
+    env: dict[str, str],
+    *,
+    port: int | None = None,
+    startup_timeout: float = 180.0,
+    ready_path: str = "/readyz",
+) -> Iterator[RunningService]:
+    """Start ``bentoml serve`` for the model service with ``env`` added to this environment,
+    wait until ``ready_path`` answers 200, yield it, and stop it (SIGTERM, then SIGKILL).
+
+    Raises ServiceStartError with the server's last log lines when it is not ready in
+    ``startup_timeout`` seconds, or as soon as it exits (a model that cannot be loaded exits
+    it; the error then leads with the service's reason, naming the model URI).
+    """
+    port = port or free_port()
+    log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
+        prefix="mlops-service-", suffix=".log", delete=False
+    )
+    child_env = {
+        **os.environ,
+        "BENTOML_DO_NOT_TRACK": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        # It runs from a neutral folder: every location absolute, unless ``env`` sets it.
+        **get_settings().location_env(),
+        **env,
+    }
+    command = [
+        sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET,
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    # Run from a neutral folder: `bentoml serve` puts its working directory first on sys.path,
+    # and a source checkout's prefect_mlops/ folder would hide the installed package mapping.
+    process = subprocess.Popen(
+        command,
+        env=child_env,
+        cwd=neutral_working_dir(),
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    service = RunningService(
+        url=f"http://127.0.0.1:{port}", process=process, log_path=Path(log_file.name)
+    )
+    try:
+        wait_ready(service, ready_path, startup_timeout)
+        yield service
+    finally:
+        stop_process(process)
+        log_file.close()
+
+
+def wait_ready(service: RunningService, path: str, timeout: float) -> None:
+    """Wait until ``service`` answers 200 on ``path``; raises ServiceStartError (with the
+    service's own reason and its log tail) when it exits first or ``timeout`` passes."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = service.process.poll()
+        if code is not None:
+            reason = service.start_failure()
+            raise ServiceStartError(
+                f"the prediction service exited with code {code} before it was ready"
+                + (f": {reason}" if reason else "")
+                + f"\nlast lines of its log:\n{service.log_tail()}",
+                code,
+            )
+        try:
+            if httpx.get(service.url + path, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise ServiceStartError(
+        f"the prediction service was not ready within {timeout:.0f} s:\n{service.log_tail()}"
+    )
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the process (BentoML stops its workers), SIGKILL its group if it lingers."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
+            process.kill()
+        process.wait(timeout=10)
+
+
+@dataclass
+class ProbeResult:
+    """What a service answered to ``send_rows``: one prediction per row (None where the request
+    failed), per-request latencies in ms, and the failed request count."""
+
+    predictions: list
+    latencies_ms: list[float]
+    errors: int
+
+
+def send_rows(
+    url: str, frame: pd.DataFrame, *, rows_per_request: int, token: str | None = None
+) -> ProbeResult:
+    """POST ``frame`` to ``url``/predict as ``{"records": [...]}`` in chunks, timing each call."""
+    import httpx
+
+    headers = bearer_headers(token)
+    result = ProbeResult(predictions=[], latencies_ms=[], errors=0)
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as http:
+        for start in range(0, len(frame), rows_per_request):
+            chunk = frame.iloc[start : start + rows_per_request]
+            records = json.loads(chunk.to_json(orient="records", date_format="iso"))
+            began = time.perf_counter()
+            try:
+                response = http.post("/predict", json={"records": records})
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            result.latencies_ms.append((time.perf_counter() - began) * 1000)
+            if ok:
+                result.predictions.extend(response.json()["predictions"])
+            else:
+                result.errors += 1
+                result.predictions.extend([None] * len(chunk))
+    return result

@@ -1,0 +1,142 @@
+"""The continuous-training flow end to end: real Prefect API, MLflow on SQLite, real GX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import churn_config, registry_state, write_frame
+
+from prefect_mlops.data.demo import generate_churn
+from prefect_mlops.data.sources import verify_snapshot
+from prefect_mlops.errors import DataValidationError
+from prefect_mlops.flows.training import continuous_training
+from prefect_mlops.registry import aliases as registry
+from prefect_mlops.registry import lineage
+from prefect_mlops.settings import get_settings
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def _client():
+    return registry.mlflow_client(get_settings())
+
+
+def test_champion_lifecycle_first_worse_better(mlops_home: Path, tmp_path: Path) -> None:
+    data = write_frame(generate_churn(3000, seed=1), tmp_path / "churn.csv")
+    weak = {
+        "class_path": "sklearn.tree.DecisionTreeClassifier",
+        "params": {"max_depth": 2},
+    }
+    # 1. First run: value thresholds only → champion v1.
+    first = continuous_training(churn_config(data, estimator=weak))
+    assert first.status == "blessed"
+    assert first.version == "1"
+    assert set(first.aliases) == {"champion", "challenger"}
+    assert first.champion_before is None
+    assert registry_state("churn-test")[0] == {"champion": "1", "challenger": "1"}
+
+    # 2. A worse model is registered but not blessed; the champion stays v1, reason recorded.
+    dummy = {"class_path": "sklearn.dummy.DummyClassifier", "params": {}}
+    worse = continuous_training(churn_config(data, estimator=dummy))
+    assert worse.status == "not_blessed"
+    assert worse.champion_before == "1"
+    assert worse.aliases == []
+    assert registry_state("churn-test") == ({"champion": "1", "challenger": "1"}, ["1", "2"])
+    v2 = _client().get_model_version("churn-test", "2")
+    assert v2.tags[lineage.BLESSED] == "false"
+    assert "roc_auc" in v2.tags[lineage.BLESSING_REASON]
+    assert "champion" in v2.tags[lineage.BLESSING_REASON]
+
+    # 3. A better model becomes champion v3, v1 remembered; rollback is one call.
+    better = continuous_training(churn_config(data))
+    assert better.status == "blessed", better.reason
+    assert better.metrics["roc_auc"] > first.metrics["roc_auc"]
+    assert registry_state("churn-test")[0] == {"champion": "3", "challenger": "3"}
+    model = _client().get_registered_model("churn-test")
+    assert model.tags[lineage.PREVIOUS_CHAMPION] == "1"
+    moves = registry.alias_history(_client(), "churn-test")
+    champion_moves = [(m.from_version, m.to_version) for m in moves if m.alias == "champion"]
+    assert champion_moves == [(None, "1"), ("1", "3")]
+    registry.rollback_champion(_client(), "churn-test", reason="test")
+    assert registry_state("churn-test")[0]["champion"] == "1"
+
+
+def test_lineage_resolves_to_the_snapshot(mlops_home: Path, tmp_path: Path) -> None:
+    data = write_frame(generate_churn(2000, seed=2), tmp_path / "churn.parquet")
+    outcome = continuous_training(churn_config(data))
+    client = _client()
+    version = client.get_model_version("churn-test", outcome.version)
+    tags = version.tags
+    # The snapshot file's content hash is the digest recorded on the version.
+    assert verify_snapshot(tags[lineage.DATA_SNAPSHOT]) == tags[lineage.DATA_DIGEST]
+    assert tags[lineage.DATA_DIGEST] == outcome.snapshot_digest
+    for key in (
+        lineage.CODE_VERSION,
+        lineage.CONFIG_HASH,
+        lineage.FLOW_RUN_ID,
+        lineage.VALIDATION_SUCCESS,
+        lineage.VALIDATION_RESULT,
+        "mlops.metric.roc_auc",
+    ):
+        assert tags.get(key), key
+    assert tags[lineage.CONFIG_HASH] == churn_config(data).config_hash()
+    assert version.run_id == outcome.run_id
+
+    run = client.get_run(outcome.run_id)
+    assert run.info.status == "FINISHED"
+    inputs = run.inputs.dataset_inputs
+    assert len(inputs) == 1
+    assert tags[lineage.DATA_DIGEST].startswith(inputs[0].dataset.digest)
+    assert inputs[0].dataset.source and tags[lineage.DATA_SNAPSHOT] in inputs[0].dataset.source
+    assert "test_roc_auc" in run.data.metrics
+    assert any(k.startswith("test_roc_auc__slice_contract") for k in run.data.metrics)
+    assert run.data.params["split.seed"] == "42"
+    artifacts = {a.path for a in client.list_artifacts(outcome.run_id, "validation")}
+    assert "validation/gx_result.json" in artifacts
+
+    # The registered model loads by alias and predicts the test rows like the logged ones.
+    import mlflow
+    import pandas as pd
+
+    model = mlflow.sklearn.load_model("models:/churn-test@champion")
+    local = client.download_artifacts(outcome.run_id, "predictions/test.parquet", str(tmp_path))
+    logged = pd.read_parquet(local)
+    predictions = model.predict(logged.drop(columns=["prediction"]))
+    assert (predictions == logged["prediction"].to_numpy()).all()
+
+
+def test_validation_failure_stops_before_training(mlops_home: Path, tmp_path: Path) -> None:
+    clean = write_frame(generate_churn(2000, seed=3), tmp_path / "clean.csv")
+    continuous_training(churn_config(clean))
+    before = registry_state("churn-test")
+    bad = generate_churn(2000, seed=4, corruption="unseen_category")
+    bad_path = write_frame(bad, tmp_path / "bad.csv")
+    with pytest.raises(DataValidationError, match="payment_method") as info:
+        continuous_training(churn_config(bad_path))
+    assert any("payment_method" in f for f in info.value.failures)
+    assert registry_state("churn-test") == before
+    # The failed run keeps the GX result as an artifact and is marked failed.
+    client = _client()
+    experiment = client.get_experiment_by_name("churn-test")
+    failed = client.search_runs([experiment.experiment_id], "attributes.status = 'FAILED'")
+    assert len(failed) == 1
+    paths = {a.path for a in client.list_artifacts(failed[0].info.run_id, "validation")}
+    assert "validation/gx_result.json" in paths
+
+
+def test_failed_promotion_rolls_the_registration_back(
+    mlops_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = write_frame(generate_churn(2000, seed=5), tmp_path / "churn.csv")
+    continuous_training(churn_config(data))
+    before = registry_state("churn-test")
+
+    def broken_alias_move(*args: object, **kwargs: object) -> None:
+        raise OSError("registry went away during the alias move")
+
+    # Fault injection: the alias step fails after the version was created.
+    monkeypatch.setattr(registry, "assign_aliases", broken_alias_move)
+    with pytest.raises(OSError, match="registry went away"):
+        continuous_training(churn_config(data))
+    assert registry_state("churn-test") == before

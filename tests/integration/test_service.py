@@ -1,0 +1,671 @@
+"""The real BentoML service (``bentoml serve`` in a subprocess) over a registry filled by the real
+training flow: predictions, validation, auth, batching isolation, hot swap, rollouts, the
+serving log across a restart, and a registry that is unreachable."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from helpers import churn_config, write_frame
+from test_other_tables import Case, cases, trained_cases  # noqa: F401 (fixtures: multiclass, regression)
+
+from prefect_mlops.registry import aliases as registry
+from prefect_mlops.settings import Settings
+
+MODEL = "churn-test"
+TOKEN = "s3cret-token"
+MAX_ROWS = 1000
+BENTOML = str(Path(sys.executable).parent / "bentoml")
+SERVICE = "prefect_mlops.deployments.service:ModelService"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``bentoml serve`` as a subprocess; ``stop()`` terminates (then kills) its own PID."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"server-{self.port}.log"
+
+    def start(self) -> Server:
+        self.log_file = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [BENTOML, "serve", SERVICE, "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"server not ready after {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log_file.close()
+
+
+class Registry:
+    """The trained registry the server reads, and what the tests sent to it."""
+
+    def __init__(self, home: Path, offline: pd.DataFrame, workdir: Path) -> None:
+        self.home = home
+        self.offline = offline
+        self.workdir = workdir
+        self.sent: dict[str, int] = {}  # request id -> rows, of every 200 answer
+        self.shadowed: list[str] = []  # request ids the shadow test sent
+        self.lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        return registry.mlflow_client(Settings(home=self.home))
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+        env.update(
+            {
+                "MLOPS_HOME": str(self.home),
+                "MLOPS_SERVE_MODEL_NAME": MODEL,
+                "MLOPS_SERVE_TOKEN": TOKEN,
+                "MLOPS_SERVE_MAX_ROWS": str(MAX_ROWS),
+                "MLOPS_SERVE_RELOAD_SECONDS": "2",
+                "BENTOML_HOME": str(self.workdir / "bentoml"),
+                "BENTOML_DO_NOT_TRACK": "true",
+                # Each registry read opens the SQLite file afresh (the outage test swaps it).
+                "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(extra)
+        return env
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> Iterator[Registry]:
+    from prefect_mlops.data.demo import generate_churn
+    from prefect_mlops.flows.training import continuous_training
+
+    workdir = tmp_path_factory.mktemp("service")
+    home = workdir / "mlops-home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(home))
+        for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
+            mp.delenv(key, raising=False)
+        data = write_frame(generate_churn(2000, seed=7), workdir / "churn.csv")
+        outcome = continuous_training(churn_config(data))
+        assert outcome.version == "1"
+        client = registry.mlflow_client(Settings(home=home))
+        v1 = client.get_model_version(MODEL, "1")
+        # Version 2: the same model registered again (a second candidate for swap and rollouts).
+        registry.create_version(
+            client,
+            model_name=MODEL,
+            model_uri=v1.source,
+            run_id=v1.run_id,
+            tags=dict(v1.tags),
+            blessed=True,
+            reason="second candidate for the serving tests",
+        )
+        local = client.download_artifacts(outcome.run_id, "predictions/test.parquet", str(workdir))
+        yield Registry(home, pd.read_parquet(local), workdir)
+
+
+@pytest.fixture(scope="module")
+def server(reg: Registry) -> Iterator[Server]:
+    srv = Server(reg.workdir, reg.env()).start()
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def corrupt_version(reg: Registry) -> str:
+    """A registered version whose model file is cut in half on disk (its MLmodel metadata,
+    signature and registry entry are intact: only loading the model fails)."""
+    from urllib.parse import urlparse
+
+    client = reg.client
+    source = Path(urlparse(client.get_model_version_download_uri(MODEL, "1")).path)
+    broken = reg.workdir / "corrupt-model"
+    shutil.copytree(source, broken)
+    (model_file,) = broken.glob("model.*")
+    data = model_file.read_bytes()
+    model_file.write_bytes(data[: len(data) // 2])
+    return registry.create_version(
+        client,
+        model_name=MODEL,
+        model_uri=str(broken),
+        run_id=client.get_model_version(MODEL, "1").run_id,
+        tags={},
+        blessed=True,
+        reason="serving test: truncated model file",
+    )
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _post(srv: Server, body: Any, reg: Registry | None = None, **kw: Any) -> httpx.Response:
+    kw.setdefault("headers", AUTH)
+    if isinstance(body, bytes | str):
+        resp = httpx.post(f"{srv.url}/predict", content=body, timeout=30, **kw)
+    else:
+        resp = httpx.post(f"{srv.url}/predict", json=body, timeout=30, **kw)
+    if reg is not None and resp.status_code == 200:
+        data = resp.json()
+        with reg.lock:
+            reg.sent[data["request_id"]] = len(data["predictions"])
+    return resp
+
+
+def _records(reg: Registry, n: int | None = None) -> list[dict[str, Any]]:
+    features = reg.offline.drop(columns=["prediction"])
+    frame = features if n is None else features.head(n)
+    return json.loads(frame.to_json(orient="records"))
+
+
+def _reload(srv: Server) -> dict[str, Any]:
+    resp = httpx.post(f"{srv.url}/reload", headers=AUTH, timeout=60)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def _serving_v2(srv: Server, reg: Registry) -> None:
+    """v2 is the champion ``srv`` answers with: the hot-swap test promotes it; this lets the
+    tests after it run on their own too."""
+    if reg.client.get_model_version_by_alias(MODEL, "champion").version != "2":
+        registry.promote_version(reg.client, MODEL, "2", reason="serving test: v2 serves")
+    assert _reload(srv)["model_version"] == "2"
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def test_predictions_equal_the_offline_predictions(server: Server, reg: Registry) -> None:
+    records = _records(reg)
+    assert 0 < len(records) <= MAX_ROWS
+    resp = _post(server, {"records": records}, reg)
+    assert resp.status_code == 200, resp.text
+    data = resp.json()
+    assert (data["model_name"], data["model_version"], data["alias"]) == (MODEL, "1", "champion")
+    assert data["variant"] == "champion" and data["request_id"]
+    assert resp.headers["x-request-id"] == data["request_id"]
+    assert data["predictions"] == reg.offline["prediction"].tolist()  # row for row
+    assert data["classes"] == [0, 1]
+    assert len(data["probabilities"]) == len(records)
+    assert all(abs(sum(p) - 1) < 1e-9 for p in data["probabilities"])
+
+    # The same rows as columns, and as a bare list, give the same answer.
+    columns = {k: [r[k] for r in records] for k in records[0]}
+    as_columns = _post(server, {"columns": columns}, reg).json()
+    assert as_columns["predictions"] == data["predictions"]
+    bare = _post(server, records[:5], reg, headers={**AUTH, "X-Request-ID": "client-id-1"})
+    assert bare.json()["predictions"] == data["predictions"][:5]
+    assert bare.json()["request_id"] == "client-id-1"
+
+
+def test_metadata_names_version_signature_and_lineage(server: Server) -> None:
+    meta = httpx.get(f"{server.url}/metadata", headers=AUTH, timeout=10).json()
+    assert (meta["model_name"], meta["model_version"], meta["alias"]) == (MODEL, "1", "champion")
+    names = [c["name"] for c in meta["signature"]["inputs"]]
+    assert "tenure_months" in names and "contract" in names
+    assert meta["lineage"]["mlops.data.digest"]
+    assert meta["lineage"]["mlops.config_hash"]
+    assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status", "field", "problem"),
+    [
+        (lambda r: {**r, "monthly_charges": "lots"}, 422, "records[0].monthly_charges", "number"),
+        (
+            lambda r: {k: v for k, v in r.items() if k != "contract"},
+            422,
+            "records[0].contract",
+            "missing",
+        ),
+        (lambda r: {**r, "region": 3}, 422, "records[0].region", "string"),
+    ],
+)
+def test_signature_errors_name_the_field(
+    server: Server, reg: Registry, mutate: Any, status: int, field: str, problem: str
+) -> None:
+    row = _records(reg, 1)[0]
+    resp = _post(server, {"records": [mutate(row)]})
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["field"] == field and problem in body["problem"]
+    assert field in body["error"] and body["request_id"]
+    assert _post(server, {"records": [row]}).status_code == 200  # still serving
+
+
+def test_malformed_empty_and_oversized_requests(server: Server, reg: Registry) -> None:
+    bad_json = _post(server, b'{"records": [{"age": 3,')
+    assert bad_json.status_code == 400
+    assert bad_json.json()["field"] == "body" and "malformed JSON" in bad_json.json()["problem"]
+    empty = _post(server, [])
+    assert empty.status_code == 422 and "empty" in empty.json()["problem"]
+    empty_records = _post(server, {"records": []})
+    assert empty_records.status_code == 422 and empty_records.json()["field"] == "records"
+    row = _records(reg, 1)[0]
+    too_big = _post(server, {"records": [row] * (MAX_ROWS + 1)})
+    assert too_big.status_code == 413
+    assert str(MAX_ROWS) in too_big.json()["problem"]
+    assert _post(server, {"records": [row]}).status_code == 200
+
+
+def test_bearer_token(server: Server, reg: Registry) -> None:
+    body = {"records": _records(reg, 1)}
+    assert _post(server, body, headers={}).status_code == 401
+    assert _post(server, body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert _post(server, body, headers={"Authorization": TOKEN}).status_code == 401
+    assert _post(server, body, reg).status_code == 200
+    assert httpx.get(f"{server.url}/metadata", timeout=10).status_code == 401
+    assert httpx.post(f"{server.url}/reload", timeout=10).status_code == 401
+    assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200  # probes stay open
+
+
+def test_concurrent_good_and_bad_requests(server: Server, reg: Registry) -> None:
+    rows = _records(reg, 16)
+    results: dict[int, httpx.Response] = {}
+    barrier = threading.Barrier(16)
+
+    def call(i: int) -> None:
+        row = dict(rows[i])
+        if i % 2:  # every odd request is bad, each in its own way
+            row["age"] = f"bad-{i}"
+        barrier.wait()
+        results[i] = _post(server, {"records": [row] * (1 + i % 3)}, reg)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+    for _round in range(3):
+        results.clear()
+        barrier.reset()
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for i, resp in results.items():
+            if i % 2:
+                assert resp.status_code == 422, resp.text
+                assert resp.json()["field"] == "records[0].age"
+            else:
+                assert resp.status_code == 200, resp.text
+                expected = reg.offline["prediction"].iloc[i]
+                assert resp.json()["predictions"] == [expected] * (1 + i % 3)
+
+
+def _champion_model(reg: Registry, name: str = MODEL) -> Any:
+    """The registered version 1, loaded in this process straight from its artifact."""
+    from urllib.parse import urlparse
+
+    import mlflow
+
+    source = urlparse(reg.client.get_model_version_download_uri(name, "1")).path
+    return mlflow.sklearn.load_model(source)
+
+
+def test_bentoml_client_predicts_like_the_model(server: Server, reg: Registry) -> None:
+    import bentoml
+    import numpy as np
+
+    model = _champion_model(reg)
+    records = _records(reg, 40)
+    features = reg.offline.drop(columns=["prediction"]).head(40)[list(model.feature_names_in_)]
+    with bentoml.SyncHTTPClient(server.url, token=TOKEN) as client:
+        data = client.predict(records=records)
+        as_columns = client.predict(columns={k: [r[k] for r in records] for k in records[0]})
+        positional = client.predict(records[:3])  # the first parameter is records
+        meta = client.metadata()
+        reloaded = client.reload()
+    assert (data["model_name"], data["model_version"], data["variant"]) == (MODEL, "1", "champion")
+    assert data["request_id"]
+    assert data["predictions"] == model.predict(features).tolist()
+    assert data["classes"] == model.classes_.tolist()
+    np.testing.assert_allclose(data["probabilities"], model.predict_proba(features), rtol=1e-9)
+    assert as_columns["predictions"] == data["predictions"]
+    assert positional["predictions"] == data["predictions"][:3]
+    assert meta["model_version"] == "1" and meta["signature"]["inputs"]
+    assert (reloaded["changed"], reloaded["model_version"]) == (False, "1")
+
+
+def test_bentoml_async_client(server: Server, reg: Registry) -> None:
+    import asyncio
+
+    import bentoml
+
+    async def ask() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with bentoml.AsyncHTTPClient(server.url, token=TOKEN) as client:
+            return await client.predict(records=_records(reg, 5)), await client.metadata()
+
+    data, meta = asyncio.run(ask())
+    assert data["predictions"] == reg.offline["prediction"].head(5).tolist()
+    assert meta["model_version"] == data["model_version"] == "1"
+
+
+def test_bentoml_client_errors_name_the_field(server: Server, reg: Registry) -> None:
+    import bentoml
+    from bentoml.exceptions import BentoMLException
+
+    row = _records(reg, 1)[0]
+    # /schema.json is open (the client reads it first), /predict is not.
+    with bentoml.SyncHTTPClient(server.url) as anonymous, pytest.raises(BentoMLException) as denied:
+        anonymous.predict(records=[row])
+    assert denied.value.error_code == 401 and "Authorization" in str(denied.value)
+    with bentoml.SyncHTTPClient(server.url, token=TOKEN) as client:
+        with pytest.raises(BentoMLException) as bad:
+            client.predict(records=[{**row, "monthly_charges": "lots"}])
+        assert bad.value.error_code == 422
+        assert json.loads(str(bad.value))["field"] == "records[0].monthly_charges"
+        with pytest.raises(BentoMLException) as both:
+            client.predict(records=[row], columns={"age": [1]})
+        assert both.value.error_code == 422 and "not both" in str(both.value)
+        with pytest.raises(BentoMLException) as empty:
+            client.predict(records=[])
+        assert empty.value.error_code == 422 and '"field":"records"' in str(empty.value)
+
+
+def test_openapi_documents_predict_metadata_and_reload(server: Server) -> None:
+    spec = httpx.get(f"{server.url}/docs.json", timeout=30).json()
+    predict = spec["paths"]["/predict"]["post"]
+    body = predict["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    assert [b.get("required", b["type"]) for b in body] == [["records"], ["columns"], "array"]
+    assert {"200", "400", "401", "413", "422", "503"} <= set(predict["responses"])
+    assert predict["responses"]["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
+    }
+    assert predict["security"] == [{"HTTPBearer": []}]
+    assert {"get", "post"} <= set(spec["paths"]["/metadata"])
+    assert "post" in spec["paths"]["/reload"]
+    schemas = spec["components"]["schemas"]
+    assert {"predictions", "probabilities", "model_version"} <= set(
+        schemas["PredictResponse"]["properties"]
+    )
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    # BentoML's client builds its methods from /schema.json; the UI at / reads /docs.json.
+    routes = httpx.get(f"{server.url}/schema.json", timeout=10).json()["routes"]
+    assert {r["name"]: r["route"] for r in routes} == {
+        "predict": "/predict",
+        "metadata": "/metadata",
+        "reload": "/reload",
+    }
+    assert httpx.get(f"{server.url}/", timeout=10).status_code == 200
+    ui = httpx.get(f"{server.url}/docs", timeout=10, follow_redirects=True)
+    assert ui.status_code == 200 and str(ui.url) == f"{server.url}/"
+
+
+def test_hot_swap_without_failed_requests(server: Server, reg: Registry) -> None:
+    body = {"records": _records(reg, 2)}
+    seen: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                resp = http.post(f"{server.url}/predict", json=body, headers=AUTH)
+                data = resp.json()
+                seen.append((resp.status_code, data.get("model_version")))
+                if resp.status_code == 200:
+                    with reg.lock:
+                        reg.sent[data["request_id"]] = len(data["predictions"])
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        time.sleep(1)
+        registry.promote_version(reg.client, MODEL, "2", reason="serving test: hot swap")
+        assert _reload(server)["model_version"] == "2"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not seen or seen[-1][1] != "2"):
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    statuses = {s for s, _ in seen}
+    versions = [v for _, v in seen]
+    assert statuses == {200}, seen[:20]
+    assert versions[0] == "1" and versions[-1] == "2"
+    first_new = versions.index("2")
+    assert set(versions[first_new:]) == {"2"}  # no flapping back
+
+
+def test_registry_outage_while_serving(server: Server, reg: Registry) -> None:
+    _serving_v2(server, reg)
+    db = reg.home / "mlflow.db"
+    backup = reg.home / "mlflow.db.bak"
+    shutil.copy2(db, backup)
+    try:
+        db.write_bytes(b"this is not a database" * 100)
+        resp = httpx.post(f"{server.url}/reload", headers=AUTH, timeout=60)
+        assert resp.status_code == 503
+        assert "still serving" in resp.json()["error"]
+        answer = _post(server, {"records": _records(reg, 1)}, reg)
+        assert answer.status_code == 200 and answer.json()["model_version"] == "2"
+    finally:
+        shutil.copy2(backup, db)
+    meta = httpx.get(f"{server.url}/metadata", headers=AUTH, timeout=10).json()
+    assert meta["reload"]["failures"] >= 1
+    assert _reload(server)["model_version"] == "2"
+
+
+def test_canary_rollout_answers_some_requests_with_the_challenger(
+    server: Server, reg: Registry
+) -> None:
+    _serving_v2(server, reg)
+    registry.start_rollout(
+        reg.client, MODEL, mode="canary", challenger_version="1", share=0.5, reason="test"
+    )
+    try:
+        assert _reload(server)["challenger_version"] == "1"
+        answers = [_post(server, {"records": _records(reg, 1)}, reg).json() for _ in range(40)]
+        by_variant = {(a["variant"], a["model_version"]) for a in answers}
+        assert by_variant == {("champion", "2"), ("challenger", "1")}
+        challenger = sum(a["variant"] == "challenger" for a in answers)
+        assert 5 <= challenger <= 35
+    finally:
+        registry.end_rollout(reg.client, MODEL)
+    assert _reload(server)["challenger_version"] is None
+
+
+def test_shadow_rollout_scores_off_the_response_path(server: Server, reg: Registry) -> None:
+    _serving_v2(server, reg)
+    registry.start_rollout(reg.client, MODEL, mode="shadow", challenger_version="1", reason="test")
+    try:
+        assert _reload(server)["rollout"]["mode"] == "shadow"
+        answers = [_post(server, {"records": _records(reg, 3)}, reg).json() for _ in range(10)]
+        assert {(a["variant"], a["model_version"]) for a in answers} == {("champion", "2")}
+        reg.shadowed = [a["request_id"] for a in answers]
+    finally:
+        registry.end_rollout(reg.client, MODEL)
+    _reload(server)
+
+
+def test_canary_challenger_that_cannot_load_leaves_the_champion_serving(
+    server: Server, reg: Registry, corrupt_version: str
+) -> None:
+    _serving_v2(server, reg)
+    registry.start_rollout(
+        reg.client, MODEL, mode="canary", challenger_version=corrupt_version, share=0.5,
+        reason="test: a challenger whose model file is truncated",
+    )  # fmt: skip
+    try:
+        answer = _reload(server)
+        assert answer["challenger_version"] is None
+        assert f"models:/{MODEL}/{corrupt_version}" in answer["challenger_error"]
+        replies = [_post(server, {"records": _records(reg, 1)}, reg) for _ in range(20)]
+        assert {r.status_code for r in replies} == {200}
+        assert {(r.json()["variant"], r.json()["model_version"]) for r in replies} == {
+            ("champion", "2")
+        }
+    finally:
+        registry.end_rollout(reg.client, MODEL)
+    assert _reload(server)["challenger_error"] is None
+
+
+def test_serving_log_survives_a_restart(server: Server, reg: Registry) -> None:
+    from prefect_mlops.serving.log import COLUMNS, read_serving_log
+
+    _serving_v2(server, reg)
+    row = _records(reg, 1)[0]
+    bad = [b"{", [], {"records": [row] * (MAX_ROWS + 1)}]  # logged like the good ones
+    assert [_post(server, body).status_code for body in bad] == [400, 422, 413]
+    server.stop()  # flushes the log on shutdown
+    restarted = Server(reg.workdir, reg.env()).start()
+    try:
+        restarted.wait_ready()
+        after = _post(restarted, {"records": _records(reg, 2)}, reg)
+        assert after.status_code == 200 and after.json()["model_version"] == "2"
+    finally:
+        restarted.stop()
+    log = read_serving_log(reg.home / "serving_log")
+    assert list(log.columns) == list(COLUMNS)
+    served = log[log["variant"] != "shadow"]
+    ok = served[served["status"] == "ok"]
+    rows = ok.groupby("request_id").size().to_dict()
+    for request_id, n in reg.sent.items():
+        assert rows.get(request_id) == n, request_id  # one log row per request row
+    assert set(served["status"]) >= {"ok", "422", "400", "413"}
+    shadow = log[log["variant"] == "shadow"]
+    assert set(shadow["request_id"]) == set(reg.shadowed)
+    assert set(shadow["model_version"]) <= {"1"} and (shadow["status"] == "ok").all()
+    first = ok.iloc[0]
+    assert set(json.loads(first["features"])) >= {"tenure_months", "contract"}
+    assert first["latency_ms"] > 0
+
+
+@pytest.mark.parametrize("where", ["http", pytest.param("sqlite", marks=pytest.mark.slow)])
+def test_unreachable_registry_at_startup_exits_non_zero(
+    reg: Registry, tmp_path: Path, where: str
+) -> None:
+    uri = (
+        f"http://127.0.0.1:{_free_port()}"
+        if where == "http"
+        else f"sqlite:///{tmp_path / 'missing-dir' / 'mlflow.db'}"
+    )
+    srv = Server(tmp_path, reg.env(MLOPS_TRACKING_URI=uri)).start()
+    try:
+        assert srv.proc is not None
+        code = srv.proc.wait(timeout=120)
+    finally:
+        srv.stop()
+    out = srv.output()
+    assert code != 0
+    assert "prefect-mlops service cannot start" in out
+    assert MODEL in out
+
+
+def test_model_that_cannot_load_stops_the_server_promptly(
+    reg: Registry, corrupt_version: str
+) -> None:
+    """The registry check passes (metadata is intact), the worker fails to load the model and
+    is not respawned, so `bentoml serve` exits 1 and run_service raises long before its
+    deadline, with the service's reason first."""
+    from prefect_mlops.errors import ServiceStartError
+    from prefect_mlops.serving.process import run_service
+
+    began = time.monotonic()
+    with (
+        pytest.raises(ServiceStartError) as failure,
+        run_service(reg.env(MLOPS_SERVE_VERSION=corrupt_version), startup_timeout=600),
+    ):
+        pass
+    elapsed = time.monotonic() - began
+    assert failure.value.returncode == 1
+    assert elapsed < 90, f"took {elapsed:.0f} s to fail"
+    uri = f"models:/{MODEL}/{corrupt_version}"
+    first_line = str(failure.value).splitlines()[0]
+    assert f"prefect-mlops service cannot start: cannot load {uri}: BadZipFile" in first_line
+
+
+def test_bentoml_build_works_offline(tmp_path: Path) -> None:
+    import prefect_mlops.deployments
+
+    deployments = Path(prefect_mlops.deployments.__file__).resolve().parent
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+    done = subprocess.run(
+        [BENTOML, "build", str(deployments)], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list((tmp_path / "bentoml" / "bentos" / "mlops_model_service").iterdir())
+
+
+@pytest.mark.parametrize("name", ["plans", "diabetes"])
+def test_bentoml_client_serves_multiclass_and_regression(
+    reg: Registry, request: pytest.FixtureRequest, name: str
+) -> None:
+    """The models of tests/test_other_tables.py (a string multiclass target with missing values,
+    the diabetes regression, whose null probabilities the client must hand back as they are),
+    each served from that registry by a server of its own."""
+    import bentoml
+    import numpy as np
+
+    case: Case = request.getfixturevalue("cases")[name]
+    rows = case.features.head(50)
+    records = json.loads(rows.to_json(orient="records"))  # NaN → null
+    home = str(case.home)  # where the `cases` fixture trained them
+    log_dir = str(reg.workdir / f"serving-log-{name}")  # the churn server's log stays churn's
+    env = reg.env(MLOPS_HOME=home, MLOPS_SERVE_MODEL_NAME=name, MLOPS_SERVING_LOG_DIR=log_dir)
+    srv = Server(reg.workdir, env).start()
+    try:
+        srv.wait_ready()
+        with bentoml.SyncHTTPClient(srv.url, token=TOKEN) as client:
+            data = client.predict(records=records)
+    finally:
+        srv.stop()
+    assert (data["model_name"], data["model_version"]) == (name, "1")
+    if name == "plans":
+        assert rows.isna().any().any()
+        assert data["predictions"] == case.model.predict(rows).tolist()
+        assert data["classes"] == ["basic", "plus", "premium"]
+        np.testing.assert_allclose(data["probabilities"], case.model.predict_proba(rows), rtol=1e-9)
+    else:
+        np.testing.assert_allclose(data["predictions"], case.model.predict(rows), rtol=1e-9)
+        assert data["probabilities"] is None and data["classes"] is None

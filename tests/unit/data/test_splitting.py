@@ -1,0 +1,144 @@
+"""split_frame: sizes, determinism, disjointness, stratification, time order, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prefect_mlops.config import SplitConfig
+from prefect_mlops.data.splitting import SplitIndices, split_frame
+from prefect_mlops.errors import ConfigError, DataValidationError
+
+
+def _frame(n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            # Imbalanced labels: ~15 % positives.
+            "label": (rng.random(n) < 0.15).astype(int),
+            # Shuffled timestamps, so the time split has to sort.
+            "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.permutation(n), unit="h"),
+        }
+    )
+
+
+def _split(df: pd.DataFrame, task: str = "classification", **kwargs: object) -> SplitIndices:
+    return split_frame(df, SplitConfig(**kwargs), target="label", task=task, timestamp_column=None)
+
+
+def _as_sets(split: SplitIndices) -> list[set[int]]:
+    return [set(split.train.tolist()), set(split.validation.tolist()), set(split.test.tolist())]
+
+
+@pytest.mark.parametrize(
+    ("test_size", "validation_size", "expected"),
+    [
+        (0.2, 0.1, {"train": 700, "validation": 100, "test": 200}),
+        (0.25, 0.0, {"train": 750, "validation": 0, "test": 250}),
+        (0.3, 0.2, {"train": 500, "validation": 200, "test": 300}),
+    ],
+)
+def test_sizes_match_the_configured_shares(
+    test_size: float, validation_size: float, expected: dict[str, int]
+) -> None:
+    split = _split(_frame(), test_size=test_size, validation_size=validation_size)
+    assert split.sizes() == expected
+
+
+def test_parts_are_disjoint_and_cover_every_row() -> None:
+    df = _frame(997)
+    split = _split(df)
+    train, val, test = _as_sets(split)
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert train | val | test == set(range(len(df)))
+    assert sum(split.sizes().values()) == len(df)
+
+
+def test_same_seed_same_split_other_seed_other_split() -> None:
+    df = _frame()
+    first, again = _split(df, seed=7), _split(df, seed=7)
+    for a, b in zip(_as_sets(first), _as_sets(again), strict=True):
+        assert a == b
+    other = _split(df, seed=8)
+    assert _as_sets(other)[2] != _as_sets(first)[2]
+    assert _as_sets(other)[0] != _as_sets(first)[0]
+
+
+def test_stratified_split_keeps_the_class_shares() -> None:
+    df = _frame(2000, seed=3)
+    overall = df["label"].mean()
+    split = _split(df, test_size=0.2, validation_size=0.1)
+    for part in (split.train, split.validation, split.test):
+        assert df["label"].iloc[part].mean() == pytest.approx(overall, abs=0.01)
+
+
+def test_time_split_puts_the_newest_rows_in_test() -> None:
+    df = _frame(500)
+    split = split_frame(
+        df,
+        SplitConfig(method="time", test_size=0.2, validation_size=0.1),
+        target="label",
+        task="classification",
+        timestamp_column="ts",
+    )
+    assert split.sizes() == {"train": 350, "validation": 50, "test": 100}
+    ts = df["ts"]
+    assert ts.iloc[split.validation].min() >= ts.iloc[split.train].max()
+    assert ts.iloc[split.test].min() >= ts.iloc[split.validation].max()
+    assert ts.iloc[split.test].min() >= ts.iloc[split.train].max()
+    # The test part is exactly the 100 newest rows.
+    assert set(split.test.tolist()) == set(ts.nlargest(100).index.tolist())
+
+
+def test_time_split_without_timestamp_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"split\.method"):
+        split_frame(
+            _frame(100),
+            SplitConfig(method="time"),
+            target="label",
+            task="classification",
+            timestamp_column=None,
+        )
+
+
+@pytest.mark.parametrize("n_rows", [0, 1, 2])
+def test_too_few_rows_is_a_data_validation_error(n_rows: int) -> None:
+    with pytest.raises(DataValidationError, match=f"{n_rows} rows are too few"):
+        _split(_frame(n_rows))
+
+
+def test_a_class_with_one_row_falls_back_to_an_unstratified_split() -> None:
+    df = _frame(200)
+    df.loc[17, "label"] = 2  # a third class with a single row: stratifying is impossible
+    split = _split(df, seed=1)
+    train, val, test = _as_sets(split)
+    assert train | val | test == set(range(200))
+    assert split.sizes() == {"train": 140, "validation": 20, "test": 40}
+
+
+def test_regression_split_is_not_stratified_but_works() -> None:
+    df = _frame(300)
+    df["label"] = np.linspace(0, 1, 300)  # continuous target: every value unique
+    split = _split(df, task="regression")
+    assert split.sizes() == {"train": 210, "validation": 30, "test": 60}
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        # 10 rows, 3 classes: the test part gets 2 rows (< 3 classes).
+        (list("aaabbbcccc"), {"train": 7, "validation": 1, "test": 2}),
+        # 40 rows, 5 classes: test gets 8 rows, but validation only 4 (< 5 classes).
+        ([f"c{i % 5}" for i in range(40)], {"train": 28, "validation": 4, "test": 8}),
+    ],
+)
+def test_part_smaller_than_the_class_count_falls_back_to_unstratified(
+    labels: list[str], expected: dict[str, int]
+) -> None:
+    df = pd.DataFrame({"x": range(len(labels)), "label": labels})
+    split = _split(df)
+    assert split.sizes() == expected
+    train, val, test = _as_sets(split)
+    assert train | val | test == set(range(len(labels)))

@@ -1,0 +1,307 @@
+"""The registry module against a real MLflow SQLite registry: aliases, history, rollback, undo."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from prefect_mlops.errors import ModelRegistrationError
+from prefect_mlops.registry import aliases as registry
+from prefect_mlops.registry import lineage
+from prefect_mlops.settings import get_settings
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
+    """One real MLflow SQLite store for the module (migrated once), with a tiny scikit-learn
+    model logged once in a real MLflow run: (MLOPS_HOME, run_id, model_uri). Each test
+    registers versions of that model under a model name of its own."""
+    from sklearn.linear_model import LogisticRegression
+
+    from prefect_mlops.registry.tracking import log_sklearn_model, start_training_run
+
+    home = tmp_path_factory.mktemp("registry") / "mlops-home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(home))
+        settings = get_settings()
+        registry.configure_mlflow(settings)
+        client = registry.mlflow_client(settings)
+        X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+        model = LogisticRegression().fit(X, [0, 0, 1, 1])
+        experiment_id = registry.ensure_experiment(
+            client, "reg-test", settings.resolved_artifact_location
+        )
+        run_id = start_training_run(client, experiment_id, "unit", {})
+        uri = log_sklearn_model(run_id, model, X)
+        client.set_terminated(run_id, "FINISHED")
+        yield home, run_id, uri
+
+
+@dataclass
+class Registry:
+    """The shared store as one test sees it: a client and a model name of its own."""
+
+    client: Any
+    name: str
+    run_id: str
+    uri: str
+
+    def new_version(self, *, blessed: bool = True, **tags: str) -> str:
+        """``create_version`` (no alias moves) of the logged model."""
+        return registry.create_version(
+            self.client,
+            model_name=self.name,
+            model_uri=self.uri,
+            run_id=self.run_id,
+            tags=tags,
+            blessed=blessed,
+            reason="blessed: roc_auc ok" if blessed else "not blessed: roc_auc worse",
+        )
+
+    def register(self, *, blessed: bool, promote: bool = True) -> registry.RegistrationResult:
+        """``register_model_version`` of the logged model."""
+        return registry.register_model_version(
+            self.client,
+            model_name=self.name,
+            model_uri=self.uri,
+            run_id=self.run_id,
+            tags={"mlops.metric.roc_auc": "0.91"},
+            blessed=blessed,
+            promote=promote,
+            reason="unit test",
+            actor="tester",
+        )
+
+    def aliases(self) -> dict[str, str]:
+        return registry.alias_state(self.client, self.name)
+
+    def versions(self) -> list[str]:
+        found = self.client.search_model_versions(f"name = '{self.name}'")
+        return sorted(str(v.version) for v in found)
+
+
+@pytest.fixture
+def reg(
+    store: tuple[Path, str, str], request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Registry:
+    home, run_id, uri = store
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    settings = get_settings()
+    registry.configure_mlflow(settings)
+    name = "reg-" + re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")
+    return Registry(registry.mlflow_client(settings), name, run_id, uri)
+
+
+def test_register_blessed_and_promoted_gets_challenger_and_champion(reg: Registry) -> None:
+    result = reg.register(blessed=True)
+    assert result.version == "1"
+    assert result.aliases == ["challenger", "champion"]
+    assert result.previous_champion is None
+    assert result.model_uri == f"models:/{reg.name}/1"
+    assert reg.aliases() == {"champion": "1", "challenger": "1"}
+    version = reg.client.get_model_version(reg.name, "1")
+    assert version.tags[lineage.BLESSED] == "true"
+    assert version.tags[lineage.BLESSING_REASON] == "unit test"
+    assert version.tags["mlops.metric.roc_auc"] == "0.91"
+    assert version.run_id == reg.run_id
+    # The registered version loads and predicts through the alias.
+    from prefect_mlops.registry.tracking import load_model
+
+    model = load_model(f"models:/{reg.name}@champion")
+    assert list(model.predict(pd.DataFrame({"a": [0.0, 3.0], "b": [1.0, 0.0]}))) == [0, 1]
+
+
+def test_register_blessed_without_promote_only_moves_challenger(reg: Registry) -> None:
+    reg.register(blessed=True)
+    result = reg.register(blessed=True, promote=False)
+    assert result.version == "2" and result.aliases == ["challenger"]
+    assert result.previous_champion == "1"
+    assert reg.aliases() == {"champion": "1", "challenger": "2"}
+
+
+def test_register_not_blessed_sets_no_alias(reg: Registry) -> None:
+    first = reg.register(blessed=False)
+    assert first.aliases == [] and first.moves == []
+    assert reg.aliases() == {}
+    assert reg.client.get_model_version(reg.name, "1").tags[lineage.BLESSED] == "false"
+    reg.register(blessed=True)
+    reg.register(blessed=False)
+    assert reg.aliases() == {"champion": "2", "challenger": "2"}
+    assert reg.versions() == ["1", "2", "3"]
+
+
+def test_promote_moves_champion_and_remembers_the_previous(reg: Registry) -> None:
+    reg.register(blessed=True)
+    reg.new_version()
+    move = registry.promote_version(reg.client, reg.name, "2", reason="manual", actor="alice")
+    assert (move.alias, move.from_version, move.to_version) == ("champion", "1", "2")
+    assert (move.actor, move.reason) == ("alice", "manual")
+    assert reg.aliases() == {"champion": "2", "challenger": "1"}
+    tags = reg.client.get_registered_model(reg.name).tags
+    assert tags[lineage.PREVIOUS_CHAMPION] == "1"
+    # Promoting the champion again keeps the remembered previous champion.
+    registry.promote_version(reg.client, reg.name, "2", reason="again", actor="alice")
+    tags = reg.client.get_registered_model(reg.name).tags
+    assert tags[lineage.PREVIOUS_CHAMPION] == "1"
+
+
+def test_rollback_goes_back_to_the_previous_champion(reg: Registry) -> None:
+    reg.register(blessed=True)
+    reg.register(blessed=True)
+    assert reg.aliases()["champion"] == "2"
+    move = registry.rollback_champion(reg.client, reg.name, reason="v2 misbehaves", actor="ops")
+    assert (move.from_version, move.to_version) == ("2", "1")
+    assert reg.aliases() == {"champion": "1", "challenger": "2"}
+    # The rollback is itself a move: rolling back again returns to v2.
+    registry.rollback_champion(reg.client, reg.name, reason="undo", actor="ops")
+    assert reg.aliases()["champion"] == "2"
+
+
+def test_rollback_without_previous_champion_names_the_model(reg: Registry) -> None:
+    reg.register(blessed=True)
+    with pytest.raises(ModelRegistrationError, match=reg.name) as info:
+        registry.rollback_champion(reg.client, reg.name, reason="nothing to go back to")
+    assert "no previous champion" in str(info.value)
+    assert reg.aliases() == {"champion": "1", "challenger": "1"}
+
+
+def test_unknown_model_is_named(reg: Registry) -> None:
+    unknown = f"{reg.name}-absent"
+    with pytest.raises(ModelRegistrationError, match=unknown):
+        registry.rollback_champion(reg.client, unknown, reason="x")
+    with pytest.raises(ModelRegistrationError, match=unknown):
+        registry.promote_version(reg.client, unknown, "1", reason="x")
+    with pytest.raises(ModelRegistrationError, match=unknown):
+        registry.list_versions(reg.client, unknown)
+    assert registry.alias_state(reg.client, unknown) == {}
+    assert registry.get_alias_version(reg.client, unknown, "champion") is None
+
+
+def test_promote_to_a_missing_version_changes_nothing(reg: Registry) -> None:
+    reg.register(blessed=True)
+    before = reg.aliases()
+    history_before = registry.alias_history(reg.client, reg.name)
+    with pytest.raises(ModelRegistrationError, match=r"no version '7'") as info:
+        registry.promote_version(reg.client, reg.name, "7", reason="typo")
+    assert reg.name in str(info.value)
+    assert reg.aliases() == before
+    assert registry.alias_history(reg.client, reg.name) == history_before
+    tags = reg.client.get_registered_model(reg.name).tags
+    assert lineage.PREVIOUS_CHAMPION not in tags
+
+
+def test_alias_history_records_every_move_in_order(reg: Registry) -> None:
+    reg.register(blessed=True)  # v1: challenger, champion
+    reg.register(blessed=True)  # v2: challenger, champion
+    registry.promote_version(reg.client, reg.name, "1", reason="v2 is slow", actor="bob")
+    registry.rollback_champion(reg.client, reg.name, reason="fixed", actor="carol")
+    history = registry.alias_history(reg.client, reg.name)
+    assert [(m.alias, m.from_version, m.to_version, m.actor, m.reason) for m in history] == [
+        ("challenger", None, "1", "tester", "unit test"),
+        ("champion", None, "1", "tester", "unit test"),
+        ("challenger", "1", "2", "tester", "unit test"),
+        ("champion", "1", "2", "tester", "unit test"),
+        ("champion", "2", "1", "bob", "v2 is slow"),
+        ("champion", "1", "2", "carol", "fixed"),
+    ]
+    assert all(m.model_name == reg.name for m in history)
+    stamps = [m.at for m in history]
+    assert stamps == sorted(stamps)
+
+
+def test_default_actor_outside_a_flow_is_the_os_user(reg: Registry) -> None:
+    import getpass
+
+    version = reg.new_version()
+    move = registry.promote_version(reg.client, reg.name, version, reason="cli")
+    assert move.actor == f"user:{getpass.getuser()}"
+    assert registry.alias_history(reg.client, reg.name)[-1].actor == move.actor
+
+
+def test_list_versions_shows_aliases_blessing_and_metrics(reg: Registry) -> None:
+    reg.new_version(**{"mlops.metric.roc_auc": "0.81", "mlops.metric.f1": "0.7"})
+    reg.new_version(blessed=False, **{"mlops.metric.roc_auc": "0.75"})
+    reg.new_version(**{"mlops.metric.roc_auc": "0.88", "other.tag": "x"})
+    registry.promote_version(reg.client, reg.name, "1", reason="first")
+    registry.promote_version(reg.client, reg.name, "3", reason="better")
+    registry.move_alias(reg.client, reg.name, "challenger", "3", reason="better")
+    summaries = registry.list_versions(reg.client, reg.name)
+    assert [s.version for s in summaries] == ["3", "2", "1"]
+    by_version = {s.version: s for s in summaries}
+    assert by_version["3"].aliases == ["challenger", "champion"]
+    assert by_version["2"].aliases == [] and by_version["1"].aliases == []
+    assert [by_version[v].blessed for v in ("1", "2", "3")] == ["true", "false", "true"]
+    assert by_version["2"].reason == "not blessed: roc_auc worse"
+    assert by_version["1"].metrics == {"roc_auc": "0.81", "f1": "0.7"}
+    assert by_version["3"].metrics == {"roc_auc": "0.88"}
+    assert by_version["3"].run_id == reg.run_id
+    assert by_version["1"].created.endswith("+00:00")
+
+
+class _ChampionMoveFails:
+    """Fault injection: the real ``move_alias``, except that moving ``champion`` fails."""
+
+    def __init__(self) -> None:
+        self.original = registry.move_alias
+        self.calls: list[str] = []
+
+    def __call__(self, client: Any, model_name: str, alias: str, *args: Any, **kwargs: Any):
+        self.calls.append(alias)
+        if alias == registry.CHAMPION:
+            raise MlflowException("registry went away during the champion move")
+        return self.original(client, model_name, alias, *args, **kwargs)
+
+
+@pytest.fixture
+def failed_registration(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, str], list[str], _ChampionMoveFails]:
+    """Champion v2 (previous v1); then a third registration fails on the champion move.
+    Returns (aliases before, versions before, the fault)."""
+    reg.register(blessed=True)
+    reg.register(blessed=True)
+    before, versions_before = reg.aliases(), reg.versions()
+    fault = _ChampionMoveFails()
+    with monkeypatch.context() as mp:
+        mp.setattr(registry, "move_alias", fault)
+        with pytest.raises(ModelRegistrationError, match="registry went away") as info:
+            reg.register(blessed=True)
+    assert reg.name in str(info.value) and "version 3" in str(info.value)
+    assert isinstance(info.value.__cause__, MlflowException)
+    return before, versions_before, fault
+
+
+def test_failed_registration_restores_aliases_and_deletes_the_version(
+    reg: Registry, failed_registration: tuple[dict[str, str], list[str], _ChampionMoveFails]
+) -> None:
+    before, versions_before, fault = failed_registration
+    assert fault.calls == ["challenger", "champion"]  # challenger had really moved to v3
+    assert before == {"champion": "2", "challenger": "2"}
+    assert reg.aliases() == before
+    assert reg.versions() == versions_before == ["1", "2"]
+    tags = reg.client.get_registered_model(reg.name).tags
+    assert tags[lineage.PREVIOUS_CHAMPION] == "1"
+    # The registry still works: rollback goes to v1 as before the failed attempt.
+    registry.rollback_champion(reg.client, reg.name, reason="after failure")
+    assert reg.aliases()["champion"] == "1"
+
+
+def test_alias_history_after_a_failed_registration_matches_the_aliases(
+    reg: Registry, failed_registration: tuple[dict[str, str], list[str], _ChampionMoveFails]
+) -> None:
+    replayed: dict[str, str] = {}
+    for move in registry.alias_history(reg.client, reg.name):
+        if move.to_version is None:
+            replayed.pop(move.alias, None)
+        else:
+            replayed[move.alias] = move.to_version
+    assert replayed == reg.aliases()
