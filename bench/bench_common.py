@@ -105,14 +105,9 @@ class Steps:
 
 def quiet_env() -> dict[str, str]:
     """Telemetry off (PINS.md) plus one OpenMP thread for every variant."""
-    return {
-        "DO_NOT_TRACK": "true",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "BENTOML_DO_NOT_TRACK": "true",
-        "GX_ANALYTICS_ENABLED": "false",
-        "OMP_NUM_THREADS": "1",
-    }
+    from prefect_mlops.processes import TELEMETRY_OFF
+
+    return {**TELEMETRY_OFF, "OMP_NUM_THREADS": "1"}
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -35,11 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prefect_mlops.processes import TELEMETRY_OFF
+
 for _key, _value in {
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
+    **TELEMETRY_OFF,
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
 }.items():

@@ -51,12 +51,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from prefect_mlops.processes import TELEMETRY_OFF
+
 for _key, _value in {
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "BENTOML_DO_NOT_TRACK": "true",
-    "GX_ANALYTICS_ENABLED": "false",
+    **TELEMETRY_OFF,
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "OMP_NUM_THREADS": "1",
 }.items():

@@ -19,19 +19,26 @@ import json
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from bench_common import child_env
+
+from prefect_mlops.processes import (
+    ServerProcess,
+    free_port,
+    http_ok,
+    start_server,
+    stop_process,
+    wait_until,
+)
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -67,8 +74,8 @@ class PrefectServer:
     def __init__(self, home: Path, log_path: Path) -> None:
         self.home = home
         self.log_path = log_path
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = free_port()
+        self.server: ServerProcess | None = None
 
     @property
     def api_url(self) -> str:
@@ -77,45 +84,25 @@ class PrefectServer:
     def start(self, timeout: float = 180.0) -> float:
         prefect = Path(PYTHON).parent / "prefect"
         env = child_env(PREFECT_HOME=str(self.home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-        self._log = self.log_path.open("wb")
         started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env,
-            cwd=self.home,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        while time.perf_counter() - started < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited early; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return time.perf_counter() - started
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"prefect server not healthy after {timeout:.0f} s; see {self.log_path}")
+        command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.server = start_server(command, env=env, cwd=self.home, log_path=self.log_path)
+        try:
+            code = wait_until(
+                self.server, lambda: http_ok(f"{self.api_url}/health"), timeout=timeout
+            )
+        except TimeoutError:
+            raise RuntimeError(
+                f"prefect server not healthy after {timeout:.0f} s; see {self.log_path}"
+            ) from None
+        if code is not None:
+            raise RuntimeError(f"prefect server exited early; see {self.log_path}")
+        return time.perf_counter() - started
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-        self.proc = None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        if self.server is not None:
+            stop_process(self.server.process)
+            self.server = None
 
 
 # --------------------------------------------------------------------------- runs

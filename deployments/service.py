@@ -34,12 +34,10 @@ from __future__ import annotations
 
 import os
 
+from prefect_mlops.processes import TELEMETRY_OFF
+
 for _key, _value in {
-    "DO_NOT_TRACK": "true",
-    "BENTOML_DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "GX_ANALYTICS_ENABLED": "false",
+    **TELEMETRY_OFF,
     # HistGradientBoosting's OpenMP threads spin-wait; one thread predicts at a time anyway.
     "OMP_NUM_THREADS": "1",
     # Fail fast (a clear error, not minutes of retries) when the registry is unreachable.

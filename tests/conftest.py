@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
-for _key, _value in {
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "BENTOML_DO_NOT_TRACK": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "OMP_NUM_THREADS": "1",
-}.items():
+from prefect_mlops.processes import TELEMETRY_OFF
+
+for _key, _value in {**TELEMETRY_OFF, "OMP_NUM_THREADS": "1"}.items():
     os.environ[_key] = _value
 
 

@@ -20,11 +20,8 @@ placed first, run; the server tests wait for ``/api/health``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +36,8 @@ from typing import NamedTuple
 import pytest
 from packaging.version import Version
 
+from prefect_mlops.processes import TELEMETRY_OFF, free_port, stop_process
+
 SERVER_HEALTH_TIMEOUT_S = 60.0  # counted from the first test that needs it
 SCHEDULED_RUNS_TIMEOUT_S = 60.0
 
@@ -49,12 +48,6 @@ SCHEDULED_RUNS_TIMEOUT_S = 60.0
 class PrefectServer(NamedTuple):
     api_url: str  # http://127.0.0.1:<port>/api
     log_path: Path  # the server's stdout + stderr
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _log_tail(path: Path, lines: int = 60) -> str:
@@ -72,21 +65,6 @@ def _healthy(api_url: str) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the server by its own PID: SIGTERM, then SIGKILL; then sweep its session."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    # The server runs in its own session (start_new_session=True), so its process group id
-    # is its PID: make sure no child (uvicorn, services) outlives it.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -102,7 +80,7 @@ def _prefect_server_process(
     """
     home = tmp_path_factory.mktemp("prefect-home")
     log_path = home / "server.log"
-    port = _free_port()
+    port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
 
     # Start from the current environment minus any Prefect setting (a test harness or a
@@ -112,8 +90,7 @@ def _prefect_server_process(
         {
             "PREFECT_HOME": str(home),
             "PREFECT_PROFILES_PATH": str(home / "profiles.toml"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "true",
+            **TELEMETRY_OFF,
             "PREFECT_SERVER_UI_ENABLED": "false",
             "PREFECT_UI_ENABLED": "false",
             "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1",
@@ -152,7 +129,7 @@ def _prefect_server_process(
     try:
         yield proc, PrefectServer(api_url, log_path)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from prefect_mlops.errors import MLOpsError
+from prefect_mlops.processes import TELEMETRY_OFF
 
 EXIT_ERROR = 1
 EXIT_NOT_BLESSED = 3
@@ -28,19 +29,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-TELEMETRY_OFF = {
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "BENTOML_DO_NOT_TRACK": "true",
-    "GX_ANALYTICS_ENABLED": "false",
+QUIET_ENVIRONMENT = {
+    **TELEMETRY_OFF,
     # Prefect's ephemeral API takes ~15 s to start; give a busy machine room.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
 }
 
 
 def _quiet_environment() -> None:
-    for key, value in TELEMETRY_OFF.items():
+    for key, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
 
 

@@ -11,11 +11,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -30,6 +27,7 @@ import pyarrow.parquet as pq
 
 from prefect_mlops.config import DataSource
 from prefect_mlops.errors import DataIngestError
+from prefect_mlops.files import publish, temp_path_beside, write_bytes_atomic
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -357,20 +355,6 @@ def _to_arrow(df: pd.DataFrame) -> pa.Table:
         raise DataIngestError(f"cannot snapshot the table: {_first_line(exc)}") from exc
 
 
-def _write_atomic_bytes(data: bytes, final: Path) -> None:
-    """Write ``data`` to ``final`` through a temp file in the same folder, read-only."""
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _write_sidecar(df: pd.DataFrame, json_path: Path, digest: str, source: str) -> None:
     """Write ``<digest>.json`` unless it exists."""
     if json_path.exists():
@@ -384,7 +368,7 @@ def _write_sidecar(df: pd.DataFrame, json_path: Path, digest: str, source: str) 
         "dtypes": {str(c): str(t) for c, t in df.dtypes.items()},
         "created_at": datetime.now(UTC).isoformat(),
     }
-    _write_atomic_bytes(json.dumps(meta, indent=2).encode(), json_path)
+    write_bytes_atomic(json.dumps(meta, indent=2).encode(), json_path, read_only=True)
 
 
 def write_snapshot(df: pd.DataFrame, snapshot_dir: Path, source: str) -> SnapshotRef:
@@ -423,20 +407,15 @@ def write_snapshot(df: pd.DataFrame, snapshot_dir: Path, source: str) -> Snapsho
         return ref(digest)
 
     table = _to_arrow(df)
-    fd, tmp_name = tempfile.mkstemp(dir=snapshot_dir, prefix=f".{digest}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        pq.write_table(table, tmp)
-        back = pd.read_parquet(tmp)
-        read_digest = frame_digest(back)
-        if read_digest != digest:  # a dtype did not round-trip: the file's content decides
-            digest, final = read_digest, snapshot_dir / f"{read_digest}.parquet"
-        if final.exists():
-            tmp.unlink()
-        else:
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, final)
+        with temp_path_beside(final) as tmp:
+            pq.write_table(table, tmp)
+            back = pd.read_parquet(tmp)
+            read_digest = frame_digest(back)
+            if read_digest != digest:  # a dtype did not round-trip: the file's content decides
+                digest, final = read_digest, snapshot_dir / f"{read_digest}.parquet"
+            if not final.exists():
+                publish(tmp, final, read_only=True)
         _write_sidecar(back, final.with_suffix(".json"), digest, source)
         _remember(final, back)
     except OSError as exc:
@@ -444,9 +423,6 @@ def write_snapshot(df: pd.DataFrame, snapshot_dir: Path, source: str) -> Snapsho
             f"cannot write snapshot {final}: {_first_line(exc)}; check that "
             f"{snapshot_dir} is writable and has free space"
         ) from exc
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
     return ref(digest)
 
 

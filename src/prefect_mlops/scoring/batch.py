@@ -43,7 +43,6 @@ import itertools
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -59,6 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from prefect_mlops.config import DataSource, format_validation_error
 from prefect_mlops.errors import ConfigError, DataIngestError, MLOpsError, ScoringError
+from prefect_mlops.files import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -806,17 +806,9 @@ def write_parquet_atomic(table: pa.Table, final: Path) -> None:
     """Write ``table`` to ``final`` through a temp file in the same folder, then rename."""
     import pyarrow.parquet as pq
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    os.close(fd)
     dictionary = [c for c in _DICTIONARY_COLUMNS if c in table.column_names]
-    try:
+    with atomic_path(final) as tmp:
         pq.write_table(table, tmp, use_dictionary=dictionary)
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass(frozen=True)
@@ -1195,9 +1187,7 @@ def summarize(
         rows_per_second=round(rows / wall_seconds, 1) if wall_seconds > 0 else 0.0,
     )
     final = Path(config.output_dir) / SUMMARY_FILE
-    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(summary.model_dump(mode="json"), indent=2))
-    os.replace(tmp, final)
+    write_text_atomic(json.dumps(summary.model_dump(mode="json"), indent=2), final)
     return summary
 
 

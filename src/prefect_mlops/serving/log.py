@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -42,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from prefect_mlops.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -294,13 +295,11 @@ class ServingLogWriter:
         import pyarrow.parquet as pq
 
         folder = self.directory / f"date={day}"
-        folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-        tmp = folder / f".{name}.tmp"
         table = pa.Table.from_pandas(frame, schema=arrow_schema(), preserve_index=False)
-        pq.write_table(table, tmp)
-        os.replace(tmp, folder / name)
+        with atomic_path(folder / name) as tmp:
+            pq.write_table(table, tmp)
         self.stats.written_files += 1
 
     def _write_sql(self, rows: list[dict[str, Any]]) -> None:

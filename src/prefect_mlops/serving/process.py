@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +17,15 @@ from pathlib import Path
 import pandas as pd
 
 from prefect_mlops.errors import ServiceStartError
+from prefect_mlops.processes import (
+    ServerProcess,
+    free_port,
+    http_ok,
+    start_server,
+    stop_process,
+    telemetry_off_env,
+    wait_until,
+)
 from prefect_mlops.serving.runtime import CANNOT_START, bearer_headers
 from prefect_mlops.settings import get_settings
 
@@ -27,30 +34,33 @@ SERVICE_TARGET = "prefect_mlops.deployments.service:ModelService"
 
 @dataclass(frozen=True)
 class RunningService:
-    """A started service: its base URL, process and log file."""
+    """A started service: its base URL and its server process (with the log)."""
 
     url: str
-    process: subprocess.Popen
-    log_path: Path
+    server: ServerProcess
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The ``bentoml serve`` process."""
+        return self.server.process
+
+    @property
+    def log_path(self) -> Path:
+        """The file the server's output goes to."""
+        return self.server.log_path
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines the server wrote."""
-        return "\n".join(self._log_lines()[-lines:])
+        return self.server.log_tail(lines)
 
     def start_failure(self) -> str | None:
         """The service's own reason for not starting (``prefect-mlops service cannot start:
         ...``, naming the model), when its log has one: BentoML's traceback may bury it."""
-        for line in reversed(self._log_lines()):
+        for line in reversed(self.server.log_lines()):
             at = line.find(CANNOT_START)
             if at >= 0:
                 return line[at:]
         return None
-
-    def _log_lines(self) -> list[str]:
-        try:
-            return self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return []
 
 
 def neutral_working_dir() -> str:
@@ -58,13 +68,6 @@ def neutral_working_dir() -> str:
     folder = Path(tempfile.gettempdir()) / "prefect-mlops-serve"
     folder.mkdir(exist_ok=True)
     return str(folder)
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -83,14 +86,10 @@ def run_service(
     it; the error then leads with the service's reason, naming the model URI).
     """
     port = port or free_port()
-    log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
-        prefix="mlops-service-", suffix=".log", delete=False
-    )
+    fd, log_name = tempfile.mkstemp(prefix="mlops-service-", suffix=".log")
+    os.close(fd)
     child_env = {
-        **os.environ,
-        "BENTOML_DO_NOT_TRACK": "true",
-        "DO_NOT_TRACK": "true",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
+        **telemetry_off_env(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         # It runs from a neutral folder: every location absolute, unless ``env`` sets it.
         **get_settings().location_env(),
@@ -100,67 +99,35 @@ def run_service(
         sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET,
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
-    # Run from a neutral folder: `bentoml serve` puts its working directory first on sys.path,
-    # and a source checkout's prefect_mlops/ folder would hide the installed package mapping.
-    process = subprocess.Popen(
-        command,
-        env=child_env,
-        cwd=neutral_working_dir(),
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    # Run from a neutral folder: `bentoml serve` puts its working directory first on sys.path.
+    server = start_server(
+        command, env=child_env, cwd=neutral_working_dir(), log_path=Path(log_name)
     )
-    service = RunningService(
-        url=f"http://127.0.0.1:{port}", process=process, log_path=Path(log_file.name)
-    )
+    service = RunningService(url=f"http://127.0.0.1:{port}", server=server)
     try:
         wait_ready(service, ready_path, startup_timeout)
         yield service
     finally:
-        stop_process(process)
-        log_file.close()
+        stop_process(server.process)
 
 
 def wait_ready(service: RunningService, path: str, timeout: float) -> None:
     """Wait until ``service`` answers 200 on ``path``; raises ServiceStartError (with the
     service's own reason and its log tail) when it exits first or ``timeout`` passes."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        code = service.process.poll()
-        if code is not None:
-            reason = service.start_failure()
-            raise ServiceStartError(
-                f"the prediction service exited with code {code} before it was ready"
-                + (f": {reason}" if reason else "")
-                + f"\nlast lines of its log:\n{service.log_tail()}",
-                code,
-            )
-        try:
-            if httpx.get(service.url + path, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise ServiceStartError(
-        f"the prediction service was not ready within {timeout:.0f} s:\n{service.log_tail()}"
-    )
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    """SIGTERM the process (BentoML stops its workers), SIGKILL its group if it lingers."""
-    if process.poll() is not None:
-        return
-    process.terminate()
     try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except OSError:
-            process.kill()
-        process.wait(timeout=10)
+        code = wait_until(service.server, lambda: http_ok(service.url + path), timeout=timeout)
+    except TimeoutError:
+        raise ServiceStartError(
+            f"the prediction service was not ready within {timeout:.0f} s:\n{service.log_tail()}"
+        ) from None
+    if code is not None:
+        reason = service.start_failure()
+        raise ServiceStartError(
+            f"the prediction service exited with code {code} before it was ready"
+            + (f": {reason}" if reason else "")
+            + f"\nlast lines of its log:\n{service.log_tail()}",
+            code,
+        )
 
 
 @dataclass
