@@ -154,7 +154,7 @@ def main() -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from prefect_mlops.data.demo import generate_churn
-    from prefect_mlops.registry.aliases import configure_mlflow
+    from prefect_mlops.registry import configure_mlflow
     from prefect_mlops.settings import get_settings
 
     print(f"work dir {work}; starting a local Prefect API ...", flush=True)

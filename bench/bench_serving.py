@@ -496,7 +496,7 @@ def main() -> int:
     import numpy as np
     import pandas as pd
 
-    from prefect_mlops.registry.aliases import configure_mlflow
+    from prefect_mlops.registry import configure_mlflow
     from prefect_mlops.serving.process import run_service
     from prefect_mlops.settings import get_settings
 

@@ -14,7 +14,8 @@ import pandas as pd
 from bench_common import Steps
 
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data.sources import read_table, row_hashes, write_snapshot
+from prefect_mlops.data.snapshots import row_hashes, write_snapshot
+from prefect_mlops.data.sources import read_table
 from prefect_mlops.data.splitting import split_frame
 from prefect_mlops.data.validation import infer_suite, raise_for_failures, validate_frame
 from prefect_mlops.modeling.blessing import bless_candidate, default_thresholds
@@ -25,13 +26,13 @@ from prefect_mlops.modeling.training import (
     fit_model,
     resolve_features,
 )
-from prefect_mlops.registry import lineage
-from prefect_mlops.registry.aliases import (
+from prefect_mlops.registry import (
     CHAMPION,
     code_version,
     configure_mlflow,
     ensure_experiment,
     get_alias_version,
+    lineage,
     mlflow_client,
     register_model_version,
 )

@@ -108,7 +108,7 @@ def run_plain(config) -> tuple[dict, dict]:
     peak = peak_rss_bytes()
     del df
     # The cost of one snapshot read, which every flow task after ingest pays again.
-    from prefect_mlops.data.sources import read_snapshot
+    from prefect_mlops.data.snapshots import read_snapshot
 
     from_snapshot = Path(os.environ["MLOPS_HOME"]) / "snapshots" / f"{summary['snapshot_digest']}"
     t0 = time.perf_counter()
@@ -130,7 +130,7 @@ def main() -> None:
     config = bench_config(args.data)
     # Create the MLflow SQLite store (schema migrations, ~9 s) before the clock, in both variants:
     # a continuous-training deployment runs against an existing store.
-    from prefect_mlops.registry.aliases import mlflow_client
+    from prefect_mlops.registry import mlflow_client
     from prefect_mlops.settings import get_settings
 
     mlflow_client(get_settings()).search_experiments()

@@ -11,13 +11,13 @@ from prefect.transactions import transaction
 from pydantic import BaseModel, Field
 
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data.sources import forget_snapshots
+from prefect_mlops.data.snapshots import forget_snapshots
 from prefect_mlops.modeling.training import preflight_checks
-from prefect_mlops.registry import lineage
-from prefect_mlops.registry.aliases import (
+from prefect_mlops.registry import (
     code_version,
     configure_mlflow,
     ensure_experiment,
+    lineage,
     mlflow_client,
 )
 from prefect_mlops.registry.tracking import start_training_run

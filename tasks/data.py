@@ -10,13 +10,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data.sources import (
-    SnapshotRef,
-    load_snapshot,
-    read_snapshot,
-    read_table,
-    write_snapshot,
-)
+from prefect_mlops.data.snapshots import SnapshotRef, load_snapshot, read_snapshot, write_snapshot
+from prefect_mlops.data.sources import read_table
 from prefect_mlops.modeling.evaluation import infer_task
 from prefect_mlops.modeling.training import FeatureSpec, resolve_features, validated_columns
 from prefect_mlops.registry import lineage
@@ -44,7 +39,7 @@ class DataProfile:
 )
 def ingest_data(config: TrainingConfig, run_id: str) -> SnapshotRef:
     """Read the configured source, write an immutable snapshot and log it as a dataset input."""
-    from prefect_mlops.registry.aliases import mlflow_client
+    from prefect_mlops.registry import mlflow_client
 
     settings = get_settings()
     df = read_table(config.data)
@@ -61,7 +56,7 @@ def ingest_data(config: TrainingConfig, run_id: str) -> SnapshotRef:
 @task(name="resolve-reference", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def resolve_reference(config: TrainingConfig) -> str | None:
     """The snapshot the validation suite is inferred from (see ``ValidationConfig.reference``)."""
-    from prefect_mlops.registry.aliases import CHAMPION, get_alias_version, mlflow_client
+    from prefect_mlops.registry import CHAMPION, get_alias_version, mlflow_client
 
     reference = config.validation.reference
     if reference is None:
@@ -89,7 +84,7 @@ def validate_data(
         raise_for_failures,
         validate_frame,
     )
-    from prefect_mlops.registry.aliases import mlflow_client
+    from prefect_mlops.registry import mlflow_client
 
     df = load_snapshot(snapshot.path)
     source = config.data.describe()

@@ -15,6 +15,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from prefect_mlops import registry
 from prefect_mlops.data.sources import read_table
 from prefect_mlops.deployment.live_quality import (
     LabelSpec,
@@ -37,7 +38,6 @@ from prefect_mlops.deployment.rollout import (
     unserved_challenger,
 )
 from prefect_mlops.errors import InfraValidationError
-from prefect_mlops.registry import aliases as registry
 from prefect_mlops.registry import lineage
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.common import retry_transient

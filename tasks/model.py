@@ -11,13 +11,12 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data.sources import SnapshotRef, load_snapshot, row_hashes
+from prefect_mlops.data.snapshots import SnapshotRef, load_snapshot, row_hashes
 from prefect_mlops.data.splitting import SplitIndices, split_frame
 from prefect_mlops.modeling.blessing import BlessingDecision, bless_candidate, default_thresholds
 from prefect_mlops.modeling.evaluation import EvaluationResult, evaluate_model
 from prefect_mlops.modeling.training import build_estimator, build_pipeline, fit_model
-from prefect_mlops.registry import lineage
-from prefect_mlops.registry.aliases import mlflow_client
+from prefect_mlops.registry import lineage, mlflow_client
 from prefect_mlops.registry.tracking import log_frame_artifact, log_json_artifact, log_text_artifact
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.data import DataProfile
@@ -150,7 +149,7 @@ def evaluate_on_test(
 @task(name="load-champion", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def load_champion(config: TrainingConfig) -> tuple[str, Any] | None:
     """The current champion (version, model), or None on a first run."""
-    from prefect_mlops.registry.aliases import CHAMPION, get_alias_version
+    from prefect_mlops.registry import CHAMPION, get_alias_version
     from prefect_mlops.registry.tracking import load_model
 
     champion = get_alias_version(mlflow_client(get_settings()), config.model_name, CHAMPION)

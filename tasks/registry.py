@@ -9,8 +9,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.transactions import Transaction, get_transaction
 
-from prefect_mlops.data.sources import SnapshotRef, load_snapshot
-from prefect_mlops.registry import aliases as registry
+from prefect_mlops import registry
+from prefect_mlops.data.snapshots import SnapshotRef, load_snapshot
 from prefect_mlops.registry.tracking import log_sklearn_model
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.common import retry_transient

@@ -39,7 +39,7 @@ def write_frame(df: pd.DataFrame, path: Path) -> Path:
 
 def registry_state(model_name: str) -> tuple[dict[str, str], list[str]]:
     """(aliases, sorted version numbers) of ``model_name`` in the configured registry."""
-    from prefect_mlops.registry import aliases as registry
+    from prefect_mlops import registry
     from prefect_mlops.settings import get_settings
 
     client = registry.mlflow_client(get_settings())

@@ -29,6 +29,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name), for a one-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class MLOpsError(Exception):
     """Base class of every error raised by prefect-mlops."""
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from prefect_mlops.cli.app import app
 from prefect_mlops.data.demo import generate_churn
-from prefect_mlops.data.sources import verify_snapshot
+from prefect_mlops.data.snapshots import verify_snapshot
 from prefect_mlops.flows.training import continuous_training
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from helpers import registry_state, write_frame
 
+from prefect_mlops import registry
 from prefect_mlops.config import TrainingConfig
 from prefect_mlops.flows.training import continuous_training
-from prefect_mlops.registry import aliases as registry
 from prefect_mlops.settings import get_settings
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from helpers import churn_config, registry_state, write_frame
 
+from prefect_mlops import registry
 from prefect_mlops.data.demo import generate_churn
-from prefect_mlops.data.sources import verify_snapshot
+from prefect_mlops.data.snapshots import verify_snapshot
 from prefect_mlops.errors import DataValidationError
 from prefect_mlops.flows.training import continuous_training
-from prefect_mlops.registry import aliases as registry
 from prefect_mlops.registry import lineage
 from prefect_mlops.settings import get_settings
 

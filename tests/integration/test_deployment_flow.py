@@ -20,12 +20,12 @@ import pandas as pd
 import pytest
 from helpers import churn_config, registry_state, write_frame
 
+from prefect_mlops import registry
 from prefect_mlops.data.demo import generate_churn
 from prefect_mlops.deployment.rollout import DeploymentConfig
 from prefect_mlops.errors import DataIngestError, InfraValidationError
 from prefect_mlops.flows.deployment import DeploymentOutcome, model_deployment
 from prefect_mlops.flows.training import continuous_training
-from prefect_mlops.registry import aliases as registry
 from prefect_mlops.registry import lineage
 from prefect_mlops.serving.process import RunningService, run_service
 from prefect_mlops.settings import get_settings

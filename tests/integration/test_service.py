@@ -22,7 +22,7 @@ import pytest
 from helpers import churn_config, write_frame
 from test_other_tables import Case, cases, trained_cases  # noqa: F401 (fixtures: multiclass, regression)
 
-from prefect_mlops.registry import aliases as registry
+from prefect_mlops import registry
 from prefect_mlops.settings import Settings
 
 MODEL = "churn-test"

@@ -148,7 +148,7 @@ def models(
     from rich.console import Console
     from rich.table import Table
 
-    from prefect_mlops.registry import aliases as registry
+    from prefect_mlops import registry
     from prefect_mlops.settings import get_settings
 
     client = registry.mlflow_client(get_settings())
@@ -178,7 +178,7 @@ def _move_champion(action: str, name: str, *args: str, reason: str) -> Any:
     """Run the registry's alias move ``action`` (``promote_version``, ``rollback_champion``)
     with the configured client; a registry error exits 1 naming the problem."""
     _quiet_environment()
-    from prefect_mlops.registry import aliases as registry
+    from prefect_mlops import registry
     from prefect_mlops.settings import get_settings
 
     try:

@@ -11,7 +11,9 @@ rollout). Each name is defined here once; code elsewhere uses the constants, nev
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 
 # -- a training run and the version it registers ------------------------------------------------
 CODE_VERSION = "mlops.code.version"
@@ -149,3 +151,27 @@ def blessing_tags(*, blessed: bool, reason: str, baseline_version: str | None) -
         BLESSING_REASON: reason[:TAG_VALUE_LIMIT],
         BLESSING_BASELINE: baseline_version or "none",
     }
+
+
+def code_version(start: Path | None = None) -> str:
+    """The git commit (``<sha>`` or ``<sha>-dirty``) of ``start``, else the package version."""
+    cwd = start or Path.cwd()
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        if sha.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
+            suffix = "-dirty" if dirty.stdout.strip() else ""
+            return sha.stdout.strip() + suffix
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import version
+
+    return f"prefect-mlops=={version('prefect-mlops')}"

@@ -22,7 +22,7 @@ from prefect_mlops.registry import lineage
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from prefect_mlops.data.sources import SnapshotRef
+    from prefect_mlops.data.snapshots import SnapshotRef
 
 # MLflow keeps a dataset digest in 36 characters; the full digest goes to a dataset tag.
 MLFLOW_DIGEST_CHARS = 32

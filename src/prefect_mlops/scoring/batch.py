@@ -195,7 +195,7 @@ def resolve_model(config: ScoringConfig, tracking_uri: str, registry_uri: str) -
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from prefect_mlops.registry.aliases import get_alias_version, is_not_found_error
+    from prefect_mlops.registry import get_alias_version, is_not_found_error
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
     name = config.model_name

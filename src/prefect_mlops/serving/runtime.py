@@ -43,7 +43,7 @@ from prefect_mlops.errors import ModelLoadError, RequestValidationError
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from prefect_mlops.registry.aliases import Rollout
+    from prefect_mlops.registry import Rollout
     from prefect_mlops.settings import Settings
 
 Variant = Literal["champion", "challenger"]
@@ -452,7 +452,7 @@ def resolve_state(
     request and ``challenger_error`` says why (a canary must never take the champion down).
     Raises ModelLoadError when the registry cannot be read or the champion cannot be loaded.
     """
-    from prefect_mlops.registry import aliases as registry
+    from prefect_mlops import registry
 
     name = settings.serve_model_name
     if not name:
@@ -513,7 +513,7 @@ def preflight(settings: Settings) -> ServingState:
     skops imports a second time (~10 s); an artifact that cannot be loaded fails the worker
     instead, and the service stops the server then (see ``prefect_mlops.deployments.service``).
     """
-    from prefect_mlops.registry.aliases import configure_mlflow, mlflow_client
+    from prefect_mlops.registry import configure_mlflow, mlflow_client
 
     def describe(client: Any, name: str, version: str) -> LoadedModel:
         from mlflow.models import get_model_info
@@ -900,7 +900,7 @@ class ServingRuntime:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from prefect_mlops.registry.aliases import mlflow_client
+            from prefect_mlops.registry import mlflow_client
 
             self._client = mlflow_client(self.settings)
         return self._client
@@ -909,7 +909,7 @@ class ServingRuntime:
 
     def start(self) -> ServingState:
         """Load the served model(s); start polling the registry."""
-        from prefect_mlops.registry.aliases import configure_mlflow
+        from prefect_mlops.registry import configure_mlflow
 
         configure_mlflow(self.settings)
         self.state = resolve_state(self.client, self.settings, None, self._loader)

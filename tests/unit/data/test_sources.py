@@ -14,17 +14,19 @@ import pytest
 from sqlalchemy import create_engine
 
 from prefect_mlops.config import DataSource
-from prefect_mlops.data.sources import (
+from prefect_mlops.data.snapshots import (
     SnapshotRef,
-    apply_time_filter,
     frame_digest,
-    normalize_missing,
     read_snapshot,
-    read_table,
-    resolve_format,
     row_hashes,
     verify_snapshot,
     write_snapshot,
+)
+from prefect_mlops.data.sources import (
+    apply_time_filter,
+    normalize_missing,
+    read_table,
+    resolve_format,
 )
 from prefect_mlops.errors import DataIngestError, MLOpsError
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from prefect_mlops.errors import MLOpsError, ModelLoadError, RequestValidationError
-from prefect_mlops.registry.aliases import Rollout
+from prefect_mlops.registry import Rollout
 from prefect_mlops.registry.tracking import quiet_mlflow_hints
 from prefect_mlops.serving.log import (
     COLUMNS,
@@ -212,7 +212,7 @@ def _settings(tmp_path: Path, **kw: Any) -> Settings:
 def test_runtime_hot_swap_and_registry_outage(
     schema: InputSchema, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from prefect_mlops.registry import aliases as registry
+    from prefect_mlops import registry
 
     champion = {"version": "1"}
     outage = {"on": False}
@@ -267,7 +267,7 @@ def test_contract_models_describe_the_replies(
 ) -> None:
     """/docs.json documents the answers with these models: every key the runtime answers
     with must be there."""
-    from prefect_mlops.registry import aliases as registry
+    from prefect_mlops import registry
     from prefect_mlops.serving.runtime import (
         ErrorResponse,
         PredictResponse,
@@ -312,7 +312,7 @@ def test_challenger_that_cannot_load_leaves_the_champion_serving(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from prefect_mlops.registry import aliases as registry
+    from prefect_mlops import registry
 
     class _MV:
         version = "1"

@@ -1,0 +1,197 @@
+"""Model versions: registering one with its aliases as one step (a failure mid-way restores the
+aliases and deletes the half-made version), tagging and listing them."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from prefect_mlops.errors import (
+    ModelRegistrationError,
+)
+from prefect_mlops.registry import lineage
+from prefect_mlops.registry.aliases import (
+    CHAMPION,
+    AliasMove,
+    AliasSnapshot,
+    assign_aliases,
+    restore_aliases,
+    snapshot_aliases,
+)
+from prefect_mlops.registry.store import get_registered_model, model_exists, require_version
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+@dataclass
+class RegistrationResult:
+    """What ``register_model_version`` did."""
+
+    model_name: str
+    version: str
+    model_uri: str
+    aliases: list[str] = field(default_factory=list)
+    previous_champion: str | None = None
+    moves: list[AliasMove] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """A model version as the ``models`` CLI shows it."""
+
+    version: str
+    aliases: list[str]
+    blessed: str
+    reason: str
+    metrics: dict[str, str]
+    created: str
+    run_id: str | None
+
+
+def create_version(
+    client: MlflowClient,
+    *,
+    model_name: str,
+    model_uri: str,
+    run_id: str | None,
+    tags: dict[str, str],
+    blessed: bool,
+    reason: str,
+    run_link: str | None = None,
+) -> str:
+    """Register ``model_uri`` as a new version of ``model_name`` (created if absent) with ``tags``
+    and the blessing decision; returns the version. Moves no alias."""
+    if not model_exists(client, model_name):
+        client.create_registered_model(
+            model_name, description="Registered by prefect-mlops continuous training."
+        )
+    mv = client.create_model_version(
+        model_name,
+        source=model_uri,
+        run_id=run_id,
+        tags={
+            **tags,
+            lineage.BLESSED: str(blessed).lower(),
+            lineage.BLESSING_REASON: reason[:4900],
+        },
+        run_link=run_link,
+        model_id=_model_id(model_uri),
+    )
+    return str(mv.version)
+
+
+def register_model_version(
+    client: MlflowClient,
+    *,
+    model_name: str,
+    model_uri: str,
+    run_id: str | None,
+    tags: dict[str, str],
+    blessed: bool,
+    promote: bool,
+    reason: str,
+    run_link: str | None = None,
+    actor: str | None = None,
+) -> RegistrationResult:
+    """Create a version and assign its aliases as one step (see ``create_version`` and
+    ``assign_aliases``). On any failure the aliases are restored, the new version deleted, and
+    ModelRegistrationError raised."""
+    from mlflow.exceptions import MlflowException
+
+    before = snapshot_aliases(client, model_name)
+    version: str | None = None
+    try:
+        version = create_version(
+            client,
+            model_name=model_name,
+            model_uri=model_uri,
+            run_id=run_id,
+            tags=tags,
+            blessed=blessed,
+            reason=reason,
+            run_link=run_link,
+        )
+        moves = assign_aliases(
+            client,
+            model_name,
+            version,
+            blessed=blessed,
+            promote=promote,
+            reason=reason,
+            actor=actor,
+        )
+    except (MlflowException, OSError) as exc:
+        undo_registration(client, model_name, version, before)
+        raise ModelRegistrationError(
+            f"registering {model_name} (version {version or 'not created'}) failed: {exc}; "
+            f"aliases restored to {before.aliases or 'none'}"
+        ) from exc
+    return RegistrationResult(
+        model_name=model_name,
+        version=version,
+        model_uri=f"models:/{model_name}/{version}",
+        aliases=[m.alias for m in moves],
+        previous_champion=before.aliases.get(CHAMPION),
+        moves=moves,
+    )
+
+
+def undo_registration(
+    client: MlflowClient, model_name: str, version: str | None, before: AliasSnapshot
+) -> None:
+    """Restore the aliases as in ``before`` and delete ``version`` (the compensation of a
+    registration)."""
+    restore_aliases(client, model_name, before)
+    if version is not None:
+        # The version may never have been created.
+        with contextlib.suppress(Exception):
+            client.delete_model_version(model_name, version)
+
+
+def _model_id(model_uri: str) -> str | None:
+    """The logged-model id of a ``models:/m-...`` URI (MLflow 3), else None."""
+    if model_uri.startswith("models:/m-"):
+        return model_uri.removeprefix("models:/").split("/")[0]
+    return None
+
+
+def list_versions(client: MlflowClient, model_name: str) -> list[VersionSummary]:
+    """Versions of ``model_name``, newest first, with aliases, blessing and key metrics."""
+    model = get_registered_model(client, model_name)
+    by_version: dict[str, list[str]] = {}
+    for alias, version in model.aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    versions = client.search_model_versions(f"name = '{model_name}'")
+    out = []
+    for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        tags = dict(mv.tags)
+        out.append(
+            VersionSummary(
+                version=str(mv.version),
+                aliases=sorted(by_version.get(str(mv.version), [])),
+                blessed=tags.get(lineage.BLESSED, "?"),
+                reason=tags.get(lineage.BLESSING_REASON, ""),
+                metrics={
+                    k.removeprefix(lineage.METRIC_PREFIX): v
+                    for k, v in tags.items()
+                    if k.startswith(lineage.METRIC_PREFIX)
+                },
+                created=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(
+                    timespec="seconds"
+                ),
+                run_id=mv.run_id,
+            )
+        )
+    return out
+
+
+def set_version_tags(
+    client: MlflowClient, model_name: str, version: str, tags: dict[str, str]
+) -> None:
+    """Record ``tags`` on a model version (deployment results, rollout outcomes)."""
+    require_version(client, model_name, version)
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, str(version), key, str(value)[:4900])
