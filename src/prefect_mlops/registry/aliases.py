@@ -8,7 +8,6 @@ rollback.
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 import time
@@ -16,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from prefect_mlops.errors import NoPreviousChampionError
+from prefect_mlops.errors import ModelRegistrationError, NoPreviousChampionError, first_line
 from prefect_mlops.registry import lineage
 from prefect_mlops.registry.store import (
     get_registered_model,
@@ -49,8 +48,14 @@ class AliasMove:
     at: str
 
     def to_json(self) -> str:
-        """Compact JSON for the registered-model tag."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        """Compact JSON for the registered-model tag, as readable UTF-8 (a reason's ``≥`` stays
+        ``≥``; entries written escaped, ``\\u2265``, read back the same)."""
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: str) -> AliasMove:
+        """The move recorded as ``raw`` (UTF-8 or ASCII-escaped JSON)."""
+        return cls(**json.loads(raw))
 
 
 def default_actor() -> str:
@@ -146,45 +151,121 @@ def snapshot_aliases(client: MlflowClient, model_name: str) -> AliasSnapshot:
     )
 
 
-def restore_aliases(client: MlflowClient, model_name: str, before: AliasSnapshot) -> None:
-    """Put aliases and the remembered champion back as in ``before``; record each move back.
+RESTORED_REASON = "restored after a failed registration"
 
-    Best effort: each alias on its own, so one failure does not stop the others.
+
+def restore_aliases(
+    client: MlflowClient, model_name: str, before: AliasSnapshot
+) -> list[AliasMove]:
+    """Put aliases and the remembered champion back as in ``before``; record each move back in
+    the alias history. Returns the moves back.
+
+    Each alias, and then ``mlops.previous_champion``, is restored on its own, so one failure
+    does not stop the others. A restore that fails is recorded in the history (a move that
+    leaves the alias where it is, its reason naming the failure) when the history can still be
+    written, and ModelRegistrationError names every failed step: alias, version, error.
     """
-    if not model_exists(client, model_name):
-        return
-    now = snapshot_aliases(client, model_name)
-    for alias in set(now.aliases) | set(before.aliases):
+    try:
+        if not model_exists(client, model_name):
+            return []
+        now = snapshot_aliases(client, model_name)
+    except Exception as exc:  # named in the raised error; nothing else can be restored
+        raise ModelRegistrationError(
+            f"restoring the aliases of {model_name!r} failed: reading them failed "
+            f"({first_line(exc)}); set them by hand to {before.aliases or 'none'}"
+        ) from exc
+    failures: list[str] = []
+    after = dict(now.aliases)
+    moves: list[AliasMove] = []
+    for alias in sorted(set(now.aliases) | set(before.aliases)):
         target = before.aliases.get(alias)
         if now.aliases.get(alias) == target:
             continue
+        step = f"alias {alias!r} back to {_version_text(target)}"
         try:
             if target is not None:
                 client.set_registered_model_alias(model_name, alias, target)
             else:
                 client.delete_registered_model_alias(model_name, alias)
-            _record_move(
-                client,
-                AliasMove(
-                    model_name=model_name,
-                    alias=alias,
-                    from_version=now.aliases.get(alias),
-                    to_version=target,
-                    actor=default_actor(),
-                    reason="restored after a failed registration",
-                    at=datetime.now(UTC).isoformat(),
-                ),
-            )
-        except Exception:  # keep restoring the others
-            pass
-    with contextlib.suppress(Exception):
-        if before.previous_champion is None:
-            if now.previous_champion is not None:
+        except Exception as exc:  # named in the raised error; the other aliases still go back
+            failures.append(f"{step} failed: {first_line(exc)}")
+            _record_failed_restore(client, model_name, alias, after.get(alias), step, exc, failures)
+            continue
+        after.pop(alias, None)
+        if target is not None:
+            after[alias] = target
+        move = _history_entry(model_name, alias, now.aliases.get(alias), target, RESTORED_REASON)
+        moves.append(move)
+        try:
+            _record_move(client, move)
+        except Exception as exc:  # named in the raised error
+            failures.append(f"{step} done, but its alias-history entry failed: {first_line(exc)}")
+    if now.previous_champion != before.previous_champion:
+        step = f"tag {lineage.PREVIOUS_CHAMPION} back to {before.previous_champion or 'unset'}"
+        try:
+            if before.previous_champion is None:
                 client.delete_registered_model_tag(model_name, lineage.PREVIOUS_CHAMPION)
-        elif now.previous_champion != before.previous_champion:
-            client.set_registered_model_tag(
-                model_name, lineage.PREVIOUS_CHAMPION, before.previous_champion
+            else:
+                client.set_registered_model_tag(
+                    model_name, lineage.PREVIOUS_CHAMPION, before.previous_champion
+                )
+        except Exception as exc:  # named in the raised error
+            failures.append(f"{step} failed: {first_line(exc)}")
+            _record_failed_restore(
+                client, model_name, CHAMPION, after.get(CHAMPION), step, exc, failures
             )
+    if failures:
+        raise ModelRegistrationError(
+            f"restoring the aliases of {model_name!r} to {before.aliases or 'none'} failed: "
+            + "; ".join(failures)
+        )
+    return moves
+
+
+def record_aliases_dropped(
+    client: MlflowClient, model_name: str, aliases: list[str], version: str, *, reason: str
+) -> None:
+    """Record in the history that ``aliases`` went away with deleted ``version`` (MLflow drops
+    the aliases of a version it deletes), so replaying the history gives the aliases there are.
+    """
+    for alias in aliases:
+        _record_move(client, _history_entry(model_name, alias, version, None, reason))
+
+
+def _version_text(version: str | None) -> str:
+    return f"version {version}" if version is not None else "no version (removed)"
+
+
+def _history_entry(
+    model_name: str, alias: str, from_version: str | None, to_version: str | None, reason: str
+) -> AliasMove:
+    return AliasMove(
+        model_name=model_name,
+        alias=alias,
+        from_version=from_version,
+        to_version=to_version,
+        actor=default_actor(),
+        reason=reason,
+        at=datetime.now(UTC).isoformat(),
+    )
+
+
+def _record_failed_restore(
+    client: MlflowClient,
+    model_name: str,
+    alias: str,
+    where: str | None,
+    step: str,
+    exc: Exception,
+    failures: list[str],
+) -> None:
+    """Record that ``step`` failed: a move of ``alias`` onto where it still is (``where``), its
+    reason naming the failure. A history write that fails too is added to ``failures``."""
+    reason = f"restore failed after a failed registration: {step}: {first_line(exc)}"
+    try:
+        _record_move(client, _history_entry(model_name, alias, where, where, reason[:1000]))
+    except Exception as record_exc:  # named in the raised error
+        failures.append(f"recording that in the alias history failed: {first_line(record_exc)}")
 
 
 def assign_aliases(
@@ -239,12 +320,11 @@ def rollback_champion(
 def alias_history(client: MlflowClient, model_name: str) -> list[AliasMove]:
     """Every recorded alias move of ``model_name``, oldest first."""
     model = get_registered_model(client, model_name)
-    moves = [
-        AliasMove(**json.loads(value))
+    return [
+        AliasMove.from_json(value)
         for key, value in sorted(model.tags.items())
         if key.startswith(lineage.ALIAS_MOVE_PREFIX)
     ]
-    return moves
 
 
 def record_champion_kept(

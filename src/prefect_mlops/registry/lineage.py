@@ -39,6 +39,9 @@ BLESSED = "mlops.blessed"
 BLESSING_REASON = "mlops.blessing.reason"
 BLESSING_BASELINE = "mlops.blessing.baseline"
 
+# -- a training run that registered nothing: same data and config as the champion ---------------
+UNCHANGED_FROM = "mlops.unchanged_from"
+
 # -- a dataset input of the run (MLflow dataset tags) -------------------------------------------
 DATASET_DIGEST = "mlops.digest"
 DATASET_SOURCE = "mlops.source"
@@ -67,6 +70,13 @@ CANARY_QUALITY_BASELINE_SOURCE = "mlops.canary.quality.baseline_source"
 CANARY_QUALITY_DROP_BOUND = "mlops.canary.quality.drop_bound"
 SHADOW_ROWS = "mlops.shadow.rows"
 SHADOW_AGREEMENT = "mlops.shadow.agreement"
+
+# -- MLflow's own tags that this package sets ----------------------------------------------------
+#: The experiment tag MLflow 3's UI reads to choose an experiment's layout: GenAI (traces,
+#: overview) or model training (runs). The UI writes it too, from its experiment-type selector.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+#: The value of ``EXPERIMENT_KIND`` for classic model training ("custom_model_development").
+EXPERIMENT_KIND_MODEL_TRAINING = "custom_model_development"
 
 #: MLflow caps a tag value at 5,000 characters (8,000 on newer stores); long values are cut here.
 TAG_VALUE_LIMIT = 4900

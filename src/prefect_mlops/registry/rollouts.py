@@ -38,8 +38,8 @@ class Rollout:
     reason: str
 
     def to_json(self) -> str:
-        """Compact JSON for the registered-model tag."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        """Compact JSON for the registered-model tag, as readable UTF-8 (see ``AliasMove``)."""
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
 
 
 def get_rollout(client: MlflowClient, model_name: str) -> Rollout | None:

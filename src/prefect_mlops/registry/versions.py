@@ -3,24 +3,29 @@ aliases and deletes the half-made version), tagging and listing them."""
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from prefect_mlops.errors import (
-    ModelRegistrationError,
-)
+from prefect_mlops.errors import ModelRegistrationError, first_line
 from prefect_mlops.registry import lineage
 from prefect_mlops.registry.aliases import (
     CHAMPION,
     AliasMove,
     AliasSnapshot,
+    alias_state,
     assign_aliases,
+    record_aliases_dropped,
     restore_aliases,
     snapshot_aliases,
 )
-from prefect_mlops.registry.store import get_registered_model, model_exists, require_version
+from prefect_mlops.registry.store import (
+    get_registered_model,
+    is_not_found_error,
+    model_exists,
+    require_version,
+    search_versions,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -97,8 +102,10 @@ def register_model_version(
     actor: str | None = None,
 ) -> RegistrationResult:
     """Create a version and assign its aliases as one step (see ``create_version`` and
-    ``assign_aliases``). On any failure the aliases are restored, the new version deleted, and
-    ModelRegistrationError raised."""
+    ``assign_aliases``); returns what was done. On any failure the aliases are restored and the
+    new version deleted (``undo_registration``), then ModelRegistrationError raised for a
+    registry or I/O error (any other error propagates as it is); when undoing fails too, the
+    error names each step that could not be undone."""
     from mlflow.exceptions import MlflowException
 
     before = snapshot_aliases(client, model_name)
@@ -123,11 +130,17 @@ def register_model_version(
             reason=reason,
             actor=actor,
         )
-    except (MlflowException, OSError) as exc:
-        undo_registration(client, model_name, version, before)
+    except Exception as exc:  # any failure half-way is undone before it propagates
+        what = f"registering {model_name} (version {version or 'not created'}) failed: {exc}"
+        try:
+            undo_registration(client, model_name, version, before)
+        except ModelRegistrationError as undo_exc:
+            raise ModelRegistrationError(f"{what}; undoing it failed too: {undo_exc}") from exc
+        if not isinstance(exc, MlflowException | OSError):
+            raise
         raise ModelRegistrationError(
-            f"registering {model_name} (version {version or 'not created'}) failed: {exc}; "
-            f"aliases restored to {before.aliases or 'none'}"
+            f"{what}; aliases restored to {before.aliases or 'none'}"
+            + (f", version {version} deleted" if version is not None else "")
         ) from exc
     return RegistrationResult(
         model_name=model_name,
@@ -142,13 +155,44 @@ def register_model_version(
 def undo_registration(
     client: MlflowClient, model_name: str, version: str | None, before: AliasSnapshot
 ) -> None:
-    """Restore the aliases as in ``before`` and delete ``version`` (the compensation of a
-    registration)."""
-    restore_aliases(client, model_name, before)
+    """Restore the aliases as in ``before`` and delete ``version`` (None: it was never created),
+    the compensation of a registration. Both steps are tried; ModelRegistrationError names each
+    one that failed (which alias, to which version, the error)."""
+    from mlflow.exceptions import MlflowException
+
+    failures: list[str] = []
+    try:
+        restore_aliases(client, model_name, before)
+    except ModelRegistrationError as exc:
+        failures.append(str(exc))
     if version is not None:
-        # The version may never have been created.
-        with contextlib.suppress(Exception):
+        try:
+            stranded = [a for a, v in alias_state(client, model_name).items() if v == version]
             client.delete_model_version(model_name, version)
+        except MlflowException as exc:
+            if not is_not_found_error(exc):
+                failures.append(f"deleting version {version} failed: {first_line(exc)}")
+        except Exception as exc:  # named in the raised error
+            failures.append(f"deleting version {version} failed: {first_line(exc)}")
+        else:
+            try:
+                record_aliases_dropped(
+                    client,
+                    model_name,
+                    stranded,
+                    version,
+                    reason=f"removed with version {version}, deleted after a failed registration",
+                )
+            except Exception as exc:  # named in the raised error
+                failures.append(
+                    f"aliases {stranded} went with version {version}, but recording it in the "
+                    f"alias history failed: {first_line(exc)}"
+                )
+    if failures:
+        raise ModelRegistrationError(
+            f"undoing the registration of {model_name} version {version or '(none)'}: "
+            + "; ".join(failures)
+        )
 
 
 def _model_id(model_uri: str) -> str | None:
@@ -164,7 +208,7 @@ def list_versions(client: MlflowClient, model_name: str) -> list[VersionSummary]
     by_version: dict[str, list[str]] = {}
     for alias, version in model.aliases.items():
         by_version.setdefault(str(version), []).append(alias)
-    versions = client.search_model_versions(f"name = '{model_name}'")
+    versions = search_versions(client, model_name)
     out = []
     for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
         tags = dict(mv.tags)
