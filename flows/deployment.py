@@ -5,17 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from urllib.parse import quote
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from pydantic import BaseModel, Field
 
+from prefect_mlops.deployment.canary import CanaryVerdict
+from prefect_mlops.deployment.decisions import Result, aborted_reason
+from prefect_mlops.deployment.labels import LabelSpec
 from prefect_mlops.deployment.rollout import DeploymentConfig
+from prefect_mlops.deployment.shadow import ShadowVerdict
+from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.deployment import (
     check_labels,
+    decide,
     infra_validate,
-    promote,
+    record_decision,
     resolve_candidate,
     roll_back,
     start_rollout,
@@ -30,7 +36,7 @@ class DeploymentOutcome(BaseModel):
     model_name: str
     version: str
     strategy: str
-    result: Literal["promoted", "rolled_back", "shadowed"] = Field(
+    result: Result = Field(
         description="promoted: champion moved; rolled_back: champion kept; shadowed: observed only."
     )
     reason: str
@@ -47,57 +53,29 @@ def model_deployment(config: DeploymentConfig) -> DeploymentOutcome:
     version = resolve_candidate(config)
     labels = check_labels(config, version)
     report = infra_validate(config, version)
-    if config.strategy == "blue-green":
-        reason = f"blue-green after {report.summary()}"
-        promote(config.model_name, version, reason)
-        outcome = DeploymentOutcome(
-            model_name=config.model_name, version=version, strategy=config.strategy,
-            result="promoted", reason=reason, infra_validation=report.summary(),
-        )  # fmt: skip
-    elif config.strategy == "canary":
-        rollout = start_rollout(config, version)
-        with _rolled_back_on_failure(config, version):
-            verdict = watch_canary(config, version, rollout, labels)
-        if verdict.decision == "promote":
-            promote(config.model_name, version, f"canary promoted: {verdict.reason}")
-            result: Literal["promoted", "rolled_back", "shadowed"] = "promoted"
-        else:
-            roll_back(config.model_name, version, f"canary rolled back: {verdict.reason}")
-            result = "rolled_back"
-        outcome = DeploymentOutcome(
-            model_name=config.model_name, version=version, strategy=config.strategy,
-            result=result, reason=verdict.reason, infra_validation=report.summary(),
-        )  # fmt: skip
-    else:
-        rollout = start_rollout(config, version)
-        with _rolled_back_on_failure(config, version):
-            shadow = watch_shadow(config, version, rollout)
-        reason = shadow.reason
-        if shadow.decision == "rollback":
-            roll_back(config.model_name, version, f"shadow rolled back: {reason}")
-            result = "rolled_back"
-        elif (
-            config.promote_after_shadow
-            and shadow.compared
-            and shadow.agreement >= config.min_agreement
-        ):
-            promote(config.model_name, version, reason)
-            result = "promoted"
-        else:
-            roll_back(config.model_name, version, reason)
-            result = "shadowed"
-        outcome = DeploymentOutcome(
-            model_name=config.model_name, version=version, strategy=config.strategy,
-            result=result, reason=reason, infra_validation=report.summary(),
-        )  # fmt: skip
-    create_markdown_artifact(
-        key="model-deployment",
-        description=f"Deployment of {config.model_name} v{version}",
-        markdown=f"# {config.model_name} v{version}: {outcome.result.replace('_', ' ')}\n\n"
-        f"- strategy: {config.strategy}\n- reason: {outcome.reason}\n"
-        f"- infra-validation: {outcome.infra_validation}\n",
-    )
+    verdict = roll_out(config, version, labels)
+    decision = decide(config, report, verdict)
+    record_decision(config.model_name, version, decision)
+    outcome = DeploymentOutcome(
+        model_name=config.model_name, version=version, strategy=config.strategy,
+        result=decision.result, reason=decision.reason, infra_validation=report.summary(),
+    )  # fmt: skip
+    publish_outcome(outcome)
     return outcome
+
+
+def roll_out(
+    config: DeploymentConfig, version: str, labels: LabelSpec | None
+) -> CanaryVerdict | ShadowVerdict | None:
+    """Blue-green: nothing to watch (None). Canary / shadow: start the rollout and watch it to
+    its verdict; a rollout that cannot be watched is rolled back before the error is raised."""
+    if config.strategy == "blue-green":
+        return None
+    rollout = start_rollout(config, version)
+    with _rolled_back_on_failure(config, version):
+        if config.strategy == "canary":
+            return watch_canary(config, version, rollout, labels)
+        return watch_shadow(config, version, rollout)
 
 
 @contextmanager
@@ -107,5 +85,38 @@ def _rolled_back_on_failure(config: DeploymentConfig, version: str) -> Iterator[
     try:
         yield
     except Exception as exc:
-        roll_back(config.model_name, version, f"{config.strategy} aborted: {exc}"[:4900])
+        roll_back(config.model_name, version, aborted_reason(config.strategy, exc))
         raise
+
+
+def model_version_link(model_name: str, version: str) -> str:
+    """The version's page in the MLflow UI at ``settings.mlflow_ui_url``."""
+    base = get_settings().mlflow_ui_url.rstrip("/")
+    return f"{base}/#/models/{quote(model_name, safe='')}/versions/{version}"
+
+
+def summary_markdown(outcome: DeploymentOutcome, link: str) -> str:
+    """The run's summary for the Prefect UI."""
+    return (
+        f"# {outcome.model_name} v{outcome.version}: {outcome.result.replace('_', ' ')}\n\n"
+        f"- strategy: {outcome.strategy}\n- reason: {outcome.reason}\n"
+        f"- infra-validation: {outcome.infra_validation}\n"
+        f"- model version: [models:/{outcome.model_name}/{outcome.version}]({link})\n"
+    )
+
+
+def publish_outcome(outcome: DeploymentOutcome) -> None:
+    """The summary and the MLflow link, as artifacts of the current flow run: call it in the run
+    the user launched (a parent flow calls it again when this flow ran as its subflow)."""
+    link = model_version_link(outcome.model_name, outcome.version)
+    create_markdown_artifact(
+        key="model-deployment",
+        description=f"Deployment of {outcome.model_name} v{outcome.version}",
+        markdown=summary_markdown(outcome, link),
+    )
+    create_link_artifact(
+        key="mlflow-model-version",
+        link=link,
+        link_text=f"MLflow: {outcome.model_name} v{outcome.version}",
+        description=f"The deployed candidate {outcome.model_name} v{outcome.version} in MLflow",
+    )

@@ -1,25 +1,26 @@
-"""Verdicts of the model-deployment process, as pure functions over frames.
+"""What a deployment rolls out and how: the flow's parameters (``DeploymentConfig``), the
+candidate they name, and the canary / shadow rollout it starts in the registry.
 
-- infra-validation: do a server's answers equal the offline predictions, fast enough, error-free?
-- canary: is the challenger's live error rate and latency within its thresholds, and, when labels
-  arrive, is its live quality no worse than the champion's?
-- shadow: how often do challenger and champion agree on the same requests?
-- both: has the live service loaded the challenger at all? (its ``GET /metadata`` says
-  ``challenger_error``; its serving log shows only champion answers after the takeover time)
+The rest of the process has one module per concern: ``infra_validation`` (a real server's
+answers against the offline ones), ``canary`` and ``shadow`` (verdicts over the serving log),
+``serving_evidence`` (what the live service shows), ``watching`` (the polling loop),
+``decisions`` (promote / roll back / shadowed, and what is recorded), ``labels`` and
+``live_quality`` (late ground truth and the live metric).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from prefect_mlops import registry
 from prefect_mlops.config import DataSource
-from prefect_mlops.deployment.live_quality import LIVE_METRICS, QualityReading
-from prefect_mlops.serving.runtime import request_fraction
+from prefect_mlops.deployment.live_quality import LIVE_METRICS
+from prefect_mlops.errors import AliasNotFoundError, ConfigError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 Strategy = Literal["blue-green", "canary", "shadow"]
 
@@ -147,266 +148,41 @@ class DeploymentConfig(BaseModel):
         return self
 
 
-@dataclass
-class InfraValidationReport:
-    """What infra-validation measured."""
+def resolve_candidate(client: MlflowClient, config: DeploymentConfig) -> str:
+    """The version to deploy: ``config.version`` when set (it must exist), else the version
+    behind the ``challenger`` alias.
 
-    passed: bool
-    rows: int
-    requests: int
-    errors: int
-    mismatches: int
-    p50_ms: float
-    p99_ms: float
-    reasons: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """One line for tags and logs."""
-        head = "passed" if self.passed else "failed: " + "; ".join(self.reasons)
-        return (
-            f"infra-validation {head} ({self.rows} rows in {self.requests} requests, "
-            f"{self.errors} errors, {self.mismatches} mismatches, p50 {self.p50_ms:.1f} ms, "
-            f"p99 {self.p99_ms:.1f} ms)"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return asdict(self)
-
-
-def percentile(values: list[float] | np.ndarray, q: float) -> float:
-    """The ``q``-th percentile (0 for no values)."""
-    arr = np.asarray(values, dtype=float)
-    return float(np.percentile(arr, q)) if arr.size else 0.0
-
-
-def count_mismatches(served: np.ndarray, offline: np.ndarray, *, rtol: float = 1e-6) -> int:
-    """Rows whose served prediction differs from the offline one (numbers compared with rtol)."""
-    served = np.asarray(served)
-    offline = np.asarray(offline)
-    if served.shape != offline.shape:
-        return int(max(len(served), len(offline)))
-    if np.issubdtype(offline.dtype, np.number) and np.issubdtype(served.dtype, np.number):
-        return int((~np.isclose(served.astype(float), offline.astype(float), rtol=rtol)).sum())
-    return int((served.astype(str) != offline.astype(str)).sum())
-
-
-def judge_infra_validation(
-    *,
-    rows: int,
-    latencies_ms: list[float],
-    errors: int,
-    mismatches: int,
-    config: DeploymentConfig,
-) -> InfraValidationReport:
-    """Pass when no more than ``max_errors`` requests failed, every row matched, and p99 < SLO."""
-    p99 = percentile(latencies_ms, 99)
-    reasons = []
-    if errors > config.max_errors:
-        reasons.append(f"{errors} failed requests (allowed {config.max_errors})")
-    if mismatches:
-        reasons.append(f"{mismatches} of {rows} predictions differ from the offline ones")
-    if p99 >= config.latency_slo_ms:
-        reasons.append(f"p99 latency {p99:.1f} ms ≥ SLO {config.latency_slo_ms:.1f} ms")
-    return InfraValidationReport(
-        passed=not reasons,
-        rows=rows,
-        requests=len(latencies_ms),
-        errors=errors,
-        mismatches=mismatches,
-        p50_ms=percentile(latencies_ms, 50),
-        p99_ms=p99,
-        reasons=reasons,
-    )
-
-
-@dataclass
-class CanaryVerdict:
-    """The canary's observation so far and what to do."""
-
-    decision: Literal["promote", "rollback", "wait"]
-    requests: int
-    error_rate: float
-    p99_ms: float
-    reason: str
-    quality: QualityReading | None = None
-
-
-def judge_canary(
-    log: pd.DataFrame,
-    version: str,
-    config: DeploymentConfig,
-    *,
-    timed_out: bool,
-    quality: QualityReading | None = None,
-    not_served: str | None = None,
-) -> CanaryVerdict:
-    """Decide from serving-log rows of the challenger (``variant == 'challenger'``) and, when
-    labels are configured, from its live ``quality``.
-
-    ``not_served`` (why the live service is not serving the challenger, see
-    ``challenger_load_error`` and ``unserved_challenger``) rolls back at once. A breach rolls
-    back as soon as it is seen (over at least 10 requests, or ``min_labelled_rows`` labelled
-    rows for quality); enough clean requests (and, with labels, enough labelled rows of good
-    quality) promote; too little traffic or too few labels when time is up rolls back (never
-    promote unobserved).
+    Raises ModelNotFoundError for an unknown model or version, AliasNotFoundError when no
+    version is set and the model has no ``challenger``.
     """
-    rows = _requests_of(log, version, "challenger")
-    n = len(rows)
-    # Server errors count against the challenger; a client's malformed request (4xx) does not.
-    errors = int(rows["status"].astype(str).str.startswith("5").sum()) if n else 0
-    error_rate = errors / n if n else 0.0
-    p99 = percentile(rows["latency_ms"].to_numpy(), 99) if n else 0.0
-    figures = f"{n} challenger requests, error rate {error_rate:.2%}, p99 {p99:.1f} ms"
-    if quality is not None:
-        figures += f", {quality.describe()}"
-
-    def verdict(decision: Literal["promote", "rollback", "wait"], reason: str) -> CanaryVerdict:
-        return CanaryVerdict(decision, n, error_rate, p99, reason, quality)
-
-    if not_served is not None:
-        return verdict("rollback", f"{not_served} ({figures})")
-    if n >= min(10, config.min_requests):
-        if error_rate > config.max_error_rate:
-            return verdict(
-                "rollback", f"error rate {error_rate:.2%} > {config.max_error_rate:.2%} ({figures})"
-            )
-        if p99 > config.max_p99_latency_ms:
-            return verdict(
-                "rollback",
-                f"p99 latency {p99:.1f} ms > {config.max_p99_latency_ms:.1f} ms ({figures})",
-            )
-    labelled = quality is None or quality.challenger_rows >= config.min_labelled_rows
-    bound = quality.drop_bound if quality is not None and labelled else None
-    if quality is not None and bound is not None and bound > config.max_quality_drop:
-        return verdict(
-            "rollback",
-            f"live {quality.metric} {quality.challenger:.4g} is {quality.shortfall():.4g} "
-            f"worse than {quality.baseline:.4g} ({quality.baseline_source}): at least "
-            f"{bound:.4g} worse at {quality.confidence:.0%} confidence, allowed "
-            f"{config.max_quality_drop:g} ({figures})",
+    if config.version:
+        registry.require_version(client, config.model_name, config.version)
+        return config.version
+    challenger = registry.get_alias_version(client, config.model_name, registry.CHALLENGER)
+    if challenger is None:
+        raise AliasNotFoundError(
+            f"model {config.model_name!r} has no version behind the 'challenger' alias (no "
+            "blessed, unpromoted version); pass `version` to deploy a given version"
         )
-    if n >= config.min_requests and labelled:
-        return verdict("promote", f"canary healthy: {figures}")
-    if timed_out:
-        if n < config.min_requests:
-            return verdict(
-                "rollback",
-                f"only {n} of {config.min_requests} challenger requests before the time limit",
-            )
-        got = quality.challenger_rows if quality is not None else 0
-        return verdict(
-            "rollback",
-            f"only {got} of {config.min_labelled_rows} labelled challenger rows before the "
-            "time limit",
-        )
-    return verdict("wait", figures)
+    return str(challenger.version)
 
 
-def _requests_of(log: pd.DataFrame, version: str, variant: str) -> pd.DataFrame:
-    """One row per request of ``variant`` served by ``version``."""
-    if log.empty:
-        return pd.DataFrame(columns=["request_id", "status", "latency_ms"])
-    mine = log[(log["variant"] == variant) & (log["model_version"].astype(str) == str(version))]
-    return mine.drop_duplicates("request_id")
+def start_progressive_rollout(
+    client: MlflowClient, config: DeploymentConfig, version: str
+) -> registry.Rollout:
+    """Start the canary or shadow rollout of ``version`` that ``config.strategy`` names (the
+    serving process picks it up from the registry); returns it.
 
-
-def shadow_agreement(log: pd.DataFrame, version: str) -> tuple[int, float]:
-    """(rows compared, share of rows where the shadow challenger agreed with the champion)."""
-    if log.empty:
-        return 0, 0.0
-    shadow = log[(log["variant"] == "shadow") & (log["model_version"].astype(str) == str(version))]
-    champion = log[log["variant"] == "champion"]
-    pairs = shadow.merge(
-        champion, on=["request_id", "row_index"], suffixes=("_shadow", "_champion")
-    )
-    if pairs.empty:
-        return 0, 0.0
-    agree = pairs["prediction_shadow"].astype(str) == pairs["prediction_champion"].astype(str)
-    return len(pairs), float(agree.mean())
-
-
-@dataclass
-class ShadowVerdict:
-    """The shadow's observation so far and what to do: ``done`` (enough rows compared, or time
-    is up), ``rollback`` (the live service does not serve the challenger) or ``wait``."""
-
-    decision: Literal["done", "rollback", "wait"]
-    compared: int
-    agreement: float
-    reason: str
-
-
-def judge_shadow(
-    log: pd.DataFrame,
-    version: str,
-    config: DeploymentConfig,
-    *,
-    timed_out: bool,
-    not_served: str | None = None,
-) -> ShadowVerdict:
-    """Decide from the shadow rows of ``version`` paired with the champion's: ``not_served``
-    ends the shadow at once (rollback); ``min_requests`` compared rows, or the time limit, end
-    it with the agreement seen."""
-    compared, agreement = shadow_agreement(log, version)
-    figures = f"shadow agreement {agreement:.2%} over {compared} rows"
-    if not_served is not None:
-        return ShadowVerdict("rollback", compared, agreement, f"{not_served} ({figures})")
-    if compared >= config.min_requests or timed_out:
-        return ShadowVerdict("done", compared, agreement, figures)
-    return ShadowVerdict("wait", compared, agreement, figures)
-
-
-def challenger_load_error(metadata: dict[str, Any], version: str, started_at: str) -> str | None:
-    """The live service's reason for not serving ``version``, from its ``GET /metadata``: its
-    ``challenger_error`` once it has taken up this rollout (same challenger version and start
-    time); None while it serves the challenger or has not yet seen the rollout."""
-    rollout = metadata.get("rollout") or {}
-    error = metadata.get("challenger_error")
-    if not error or not isinstance(rollout, dict):
-        return None
-    same = str(rollout.get("challenger_version")) == str(version)
-    if not same or rollout.get("started_at") != started_at:
-        return None
-    return str(error)
-
-
-def unserved_challenger(
-    log: pd.DataFrame,
-    *,
-    model_name: str,
-    version: str,
-    mode: Literal["canary", "shadow"],
-    share: float,
-    started_at: str,
-    config: DeploymentConfig,
-) -> str | None:
-    """Why the serving log shows the live service is not serving ``version``, or None.
-
-    Evidence: at least ``min(10, min_requests)`` requests that arrived ``takeover_seconds``
-    after the rollout started were answered by the champion although the rollout gives them to
-    the challenger (canary: the routed ``share`` of request ids; shadow: every request), while
-    no row at all comes from the challenger. ``log`` holds the rows since the rollout started.
+    Raises ConfigError for the blue-green strategy (it has no progressive rollout).
     """
-    if log.empty:
-        return None
-    rows = log[log["model_name"].astype(str) == model_name] if "model_name" in log else log
-    variant = "challenger" if mode == "canary" else "shadow"
-    if not _requests_of(rows, version, variant).empty:
-        return None
-    after = pd.Timestamp(started_at) + pd.Timedelta(seconds=config.takeover_seconds)
-    champion = rows[
-        (rows["variant"] == "champion") & (pd.to_datetime(rows["timestamp"], utc=True) >= after)
-    ].drop_duplicates("request_id")
-    if mode == "canary":
-        routed = champion["request_id"].astype(str).map(request_fraction) < share
-        champion = champion[routed]
-    n = len(champion)
-    if n < min(10, config.min_requests):
-        return None
-    given = "the challenger's share of" if mode == "canary" else "all"
-    return (
-        f"the live service has not loaded v{version}: {given} {n} requests since "
-        f"{config.takeover_seconds:g} s after the {mode} started were answered by the champion, "
-        f"none by v{version}"
+    if config.strategy == "blue-green":
+        raise ConfigError("strategy 'blue-green' switches at once: it starts no rollout")
+    mode: Literal["canary", "shadow"] = config.strategy
+    return registry.start_rollout(
+        client,
+        config.model_name,
+        mode=mode,
+        challenger_version=version,
+        share=config.canary_share,
+        reason=f"{mode} rollout after infra-validation",
     )

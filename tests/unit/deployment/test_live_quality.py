@@ -9,16 +9,15 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from prefect_mlops.deployment.canary import judge_canary
+from prefect_mlops.deployment.labels import join_labels, prepare_labels, resolve_label_spec
 from prefect_mlops.deployment.live_quality import (
     QualityReading,
     bootstrap_metric,
-    join_labels,
     live_metric,
-    prepare_labels,
     read_quality,
-    resolve_label_spec,
 )
-from prefect_mlops.deployment.rollout import DeploymentConfig, judge_canary
+from prefect_mlops.deployment.rollout import DeploymentConfig
 from prefect_mlops.errors import ConfigError, DataIngestError
 
 

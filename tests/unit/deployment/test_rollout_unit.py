@@ -7,17 +7,12 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from prefect_mlops.deployment.rollout import (
-    DeploymentConfig,
-    challenger_load_error,
-    count_mismatches,
-    judge_canary,
-    judge_infra_validation,
-    judge_shadow,
-    shadow_agreement,
-    unserved_challenger,
-)
-from prefect_mlops.serving.runtime import request_fraction
+from prefect_mlops.deployment.canary import judge_canary
+from prefect_mlops.deployment.infra_validation import count_mismatches, judge_infra_validation
+from prefect_mlops.deployment.rollout import DeploymentConfig
+from prefect_mlops.deployment.serving_evidence import challenger_load_error, unserved_challenger
+from prefect_mlops.deployment.shadow import judge_shadow, shadow_agreement
+from prefect_mlops.serving.routing import request_fraction
 
 
 def _config(**kwargs: object) -> DeploymentConfig:
