@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
+from registry_store import Registry
 
 from prefect_mlops import registry
 from prefect_mlops.errors import (
@@ -19,90 +16,6 @@ from prefect_mlops.errors import (
     NoPreviousChampionError,
 )
 from prefect_mlops.registry import lineage
-from prefect_mlops.settings import get_settings
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
-    """One real MLflow SQLite store for the module (migrated once), with a tiny scikit-learn
-    model logged once in a real MLflow run: (MLOPS_HOME, run_id, model_uri). Each test
-    registers versions of that model under a model name of its own."""
-    from sklearn.linear_model import LogisticRegression
-
-    from prefect_mlops.registry.tracking import log_sklearn_model, start_training_run
-
-    home = tmp_path_factory.mktemp("registry") / "mlops-home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(home))
-        settings = get_settings()
-        registry.configure_mlflow(settings)
-        client = registry.mlflow_client(settings)
-        X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
-        model = LogisticRegression().fit(X, [0, 0, 1, 1])
-        experiment_id = registry.ensure_experiment(
-            client, "reg-test", settings.resolved_artifact_location
-        )
-        run_id = start_training_run(client, experiment_id, "unit", {})
-        uri = log_sklearn_model(run_id, model, X)
-        client.set_terminated(run_id, "FINISHED")
-        yield home, run_id, uri
-
-
-@dataclass
-class Registry:
-    """The shared store as one test sees it: a client and a model name of its own."""
-
-    client: Any
-    name: str
-    run_id: str
-    uri: str
-
-    def new_version(self, *, blessed: bool = True, **tags: str) -> str:
-        """``create_version`` (no alias moves) of the logged model."""
-        return registry.create_version(
-            self.client,
-            model_name=self.name,
-            model_uri=self.uri,
-            run_id=self.run_id,
-            tags=tags,
-            blessed=blessed,
-            reason="blessed: roc_auc ok" if blessed else "not blessed: roc_auc worse",
-        )
-
-    def register(self, *, blessed: bool, promote: bool = True) -> registry.RegistrationResult:
-        """``register_model_version`` of the logged model."""
-        return registry.register_model_version(
-            self.client,
-            model_name=self.name,
-            model_uri=self.uri,
-            run_id=self.run_id,
-            tags={"mlops.metric.roc_auc": "0.91"},
-            blessed=blessed,
-            promote=promote,
-            reason="unit test",
-            actor="tester",
-        )
-
-    def aliases(self) -> dict[str, str]:
-        return registry.alias_state(self.client, self.name)
-
-    def versions(self) -> list[str]:
-        found = self.client.search_model_versions(f"name = '{self.name}'")
-        return sorted(str(v.version) for v in found)
-
-
-@pytest.fixture
-def reg(
-    store: tuple[Path, str, str], request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Registry:
-    home, run_id, uri = store
-    monkeypatch.setenv("MLOPS_HOME", str(home))
-    for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
-        monkeypatch.delenv(key, raising=False)
-    settings = get_settings()
-    registry.configure_mlflow(settings)
-    name = "reg-" + re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")
-    return Registry(registry.mlflow_client(settings), name, run_id, uri)
 
 
 def test_register_blessed_and_promoted_gets_challenger_and_champion(reg: Registry) -> None:
