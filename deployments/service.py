@@ -1,4 +1,5 @@
-"""The online prediction service: a thin BentoML layer over :mod:`prefect_mlops.serving.runtime`.
+"""The online prediction service: a thin BentoML layer over :mod:`prefect_mlops.serving.runtime`
+(the request contract for users: ``docs/serving.md``).
 
 Start it (configuration from ``MLOPS_*`` variables, see ``docs/serving-log.md``)::
 
@@ -18,7 +19,7 @@ endpoint answers both ways in:
   schemas and the bearer scheme; BentoML merges that into ``/docs.json`` (UI at ``/``).
 
 Adaptive batching: requests are validated one by one against the model signature, then merged
-by :class:`prefect_mlops.serving.runtime.MicroBatcher` into one ``predict`` call. BentoML's
+by :class:`prefect_mlops.serving.batching.MicroBatcher` into one ``predict`` call. BentoML's
 ``batchable=True`` is not used: it validates the merged batch, so one bad request fails all
 requests batched with it, and it cannot return a per-request envelope (request id, version).
 
@@ -69,18 +70,17 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import RedirectResponse, Response  # noqa: E402
 
 from prefect_mlops.errors import ModelLoadError  # noqa: E402
-from prefect_mlops.serving.runtime import (  # noqa: E402
-    CANNOT_START,
+from prefect_mlops.serving.auth import token_ok  # noqa: E402
+from prefect_mlops.serving.contract import (  # noqa: E402
     COLUMNS_DOC,
     RECORDS_DOC,
     ErrorResponse,
     PredictResponse,
     ReloadResponse,
-    ServingRuntime,
     predict_body_schema,
-    preflight,
-    token_ok,
 )
+from prefect_mlops.serving.loading import CANNOT_START, preflight  # noqa: E402
+from prefect_mlops.serving.runtime import ServingRuntime  # noqa: E402
 from prefect_mlops.settings import get_settings  # noqa: E402
 
 logger = logging.getLogger("prefect_mlops.service")
@@ -88,8 +88,7 @@ logger = logging.getLogger("prefect_mlops.service")
 _runtime: ServingRuntime | None = None
 
 
-def _json(status: int, body: dict[str, Any], request_id: str | None = None) -> Response:
-    headers = {"X-Request-ID": request_id} if request_id else None
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(
         json.dumps(body, separators=(",", ":")),
         status_code=status,
@@ -107,10 +106,6 @@ def _unauthorized() -> Response:
     )
 
 
-def _get_runtime() -> ServingRuntime | None:
-    return _runtime
-
-
 # -- the handlers: one per endpoint, shared by the BentoML api methods and the mounted app ---
 
 
@@ -122,7 +117,7 @@ def _guarded(handler: Callable[[Request, ServingRuntime], Awaitable[Response]]) 
     configured), else ``handler`` with the runtime."""
 
     async def endpoint(request: Request) -> Response:
-        runtime = _get_runtime()
+        runtime = _runtime
         if runtime is None:
             return _json(503, {"error": "the service is starting; no model loaded yet"})
         if not token_ok(request.headers.get("authorization"), runtime.settings.serve_token):
@@ -139,7 +134,7 @@ async def predict_endpoint(request: Request, runtime: ServingRuntime) -> Respons
     """``POST /predict``: the raw body goes to ``ServingRuntime.predict`` (parsed once)."""
     body = await request.body()
     reply = await runtime.predict(body, request.headers.get("x-request-id"))
-    return _json(reply.status, reply.body, reply.body.get("request_id"))
+    return _json(reply.status, reply.body, reply.headers)
 
 
 @_guarded
@@ -235,12 +230,20 @@ _document(
     "Predict rows with the served model",
     'Body: `{"records": [{...}, ...]}`, `{"columns": {"feature": [...]}}` or a bare list of '
     "records. Each row is checked against the model signature (GET /metadata) before it joins "
-    "a batch; errors name the field. An `X-Request-ID` header is echoed.",
+    "a batch; errors name the field. `NaN` and `null` are a missing value. An `X-Request-ID` "
+    "of 1-128 printable ASCII characters is echoed as given; another is replaced by a server id "
+    "and the answer's `X-Request-ID-Refused` header says why.",
     {
         200: {"model": PredictResponse, "description": "Predictions, one per row."},
-        400: _error("Empty body or malformed JSON (field 'body')."),
+        400: _error(
+            "A body that cannot be decoded into rows: empty, malformed JSON, nested too deeply, "
+            "a number with too many digits (field 'body')."
+        ),
         413: _error("More rows than MLOPS_SERVE_MAX_ROWS."),
-        422: _error("A field breaks the model signature, or no row was sent."),
+        422: _error(
+            "A field breaks the model signature (wrong type, missing, not a finite number), "
+            "or no row was sent."
+        ),
         500: _error("The model failed on valid input."),
     },
     openapi_extra={

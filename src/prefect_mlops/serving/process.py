@@ -26,7 +26,8 @@ from prefect_mlops.processes import (
     telemetry_off_env,
     wait_until,
 )
-from prefect_mlops.serving.runtime import CANNOT_START, bearer_headers
+from prefect_mlops.serving.auth import bearer_headers
+from prefect_mlops.serving.loading import CANNOT_START
 from prefect_mlops.settings import get_settings
 
 SERVICE_TARGET = "prefect_mlops.deployments.service:ModelService"

@@ -1,0 +1,190 @@
+"""Request parsing against a real MLflow signature: the three body shapes, the value checks,
+and every body that cannot become rows answering 400 naming ``body``, never a server error."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from serving_cases import ROW
+
+from prefect_mlops.errors import MLOpsError, RequestValidationError
+from prefect_mlops.serving.schema import InputSchema
+
+
+def _body(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def _error(schema: InputSchema, body: bytes | str, max_rows: int = 100) -> RequestValidationError:
+    with pytest.raises(RequestValidationError) as info:
+        schema.parse_body(body, max_rows)
+    assert isinstance(info.value, MLOpsError)
+    return info.value
+
+
+def test_signature_columns(schema: InputSchema) -> None:
+    kinds = {c.name: (c.type, c.required) for c in schema.columns}
+    assert kinds == {
+        "tenure": ("double", True),
+        "charges": ("double", False),
+        "contract": ("string", True),
+        "calls": ("long", True),
+    }
+    assert schema.names == ["tenure", "charges", "contract", "calls"]
+
+
+def test_records_columns_and_bare_list_parse_alike(schema: InputSchema) -> None:
+    rows = [ROW, {**ROW, "charges": None, "extra": "ignored"}]
+    a = schema.parse_body(_body({"records": rows}), 100)
+    b = schema.parse_body(_body(rows), 100)
+    c = schema.parse_body(_body({"columns": {k: [r.get(k) for r in rows] for k in ROW}}), 100)
+    d = schema.parse_body(_body({"records": rows}).decode(), 100)  # str bodies too
+    for frame in (b, c, d):
+        pd.testing.assert_frame_equal(a, frame)
+    assert list(a.columns) == ["tenure", "charges", "contract", "calls"]
+    assert a["tenure"].dtype == "float64"  # an integer for a double column is fine
+    assert np.isnan(a.loc[1, "charges"])  # null = missing value
+    assert a["calls"].dtype == "int64"
+
+
+def test_optional_field_may_be_absent(schema: InputSchema) -> None:
+    frame = schema.parse_body(_body([{k: v for k, v in ROW.items() if k != "charges"}]), 10)
+    assert np.isnan(frame.loc[0, "charges"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "problem"),
+    [
+        ([{**ROW, "tenure": "3"}], "records[0].tenure", "expected a number"),
+        ([ROW, {**ROW, "contract": 5}], "records[1].contract", "expected a string"),
+        ([ROW, {k: v for k, v in ROW.items() if k != "tenure"}], "records[1].tenure", "missing"),
+        ([{**ROW, "contract": None}], "records[0].contract", "null is not allowed"),
+        ([{**ROW, "calls": 2.5}], "records[0].calls", "expected an integer"),
+        ([{**ROW, "tenure": True}], "records[0].tenure", "expected a number"),
+        ([ROW, 7], "records[1]", "expected an object"),
+        ({"records": []}, "records", "empty"),
+        ([], "records", "empty"),
+        ({"columns": {}}, "columns", "empty"),
+        ({"records": {"a": 1}}, "records", "expected a list"),
+        ({"columns": {"tenure": [1, 2], "charges": [1]}}, "columns.charges", "has 1 values"),
+        ({"columns": {"tenure": [1], "charges": [1], "calls": [1]}}, "columns.contract", "missing"),
+        ({"rows": []}, "body", "'records'"),
+        ("text", "body", "got a string"),
+        ({"records": [ROW], "columns": {}}, "body", "not both"),
+    ],
+)
+def test_bad_requests_name_the_field(
+    schema: InputSchema, payload: Any, field: str, problem: str
+) -> None:
+    err = _error(schema, _body(payload))
+    assert err.field == field
+    assert problem in err.problem
+    assert err.status == 422
+    assert field in str(err) and err.to_dict()["field"] == field
+
+
+def test_unparseable_body_and_oversized_batch(schema: InputSchema) -> None:
+    err = _error(schema, b'{"records": [')
+    assert (err.field, err.status) == ("body", 400)
+    assert "malformed JSON" in err.problem
+    assert _error(schema, b"  ").status == 400
+    assert _error(schema, b"").status == 400
+    big = _error(schema, _body([ROW] * 11), max_rows=10)
+    assert (big.field, big.status) == ("records", 413)
+    assert "limit of 10" in big.problem
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"records": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+        (b'[{"tenure": ' + b"1" * 5000 + b"}]", "digits"),  # Python's int-digit limit
+        (b"\xff\xfe\x00garbage", "body"),
+        (b'[{"tenure": 1}]\xff', "body"),
+    ],
+    ids=["nested", "nested-records", "digits", "not-utf8", "trailing-byte"],
+)
+def test_bodies_that_cannot_become_rows_are_400_naming_body(
+    schema: InputSchema, body: bytes, problem: str
+) -> None:
+    err = _error(schema, body)
+    assert (err.field, err.status) == ("body", 400), err
+    assert problem in str(err)
+
+
+def test_nan_is_a_missing_value_like_null(schema: InputSchema) -> None:
+    """``json.dumps`` of a pandas frame writes NaN for a missing value: text or number."""
+    frame = pd.DataFrame(
+        {
+            "tenure": [1.0, np.nan],
+            "charges": [np.nan, 2.0],
+            "contract": ["one-year", "two-year"],
+            "calls": [1, 2],
+        }
+    )
+    text = json.dumps(frame.to_dict("records"))
+    assert "NaN" in text
+    parsed = schema.parse_body(text, 10)
+    as_null = schema.parse_body(text.replace("NaN", "null"), 10)
+    pd.testing.assert_frame_equal(parsed, as_null)
+    assert np.isnan(parsed.loc[1, "tenure"]) and np.isnan(parsed.loc[0, "charges"])
+    columns = schema.parse_body(json.dumps({"columns": frame.to_dict("list")}), 10)
+    pd.testing.assert_frame_equal(parsed, columns)
+    # Missing text: optional text behaves as null; required text refuses both alike.
+    nan_text = _error(schema, json.dumps([{**ROW, "contract": float("nan")}]))
+    null_text = _error(schema, json.dumps([{**ROW, "contract": None}]))
+    assert nan_text.to_dict() == null_text.to_dict()
+    assert "null is not allowed" in nan_text.problem
+
+
+def test_missing_text_in_an_optional_column_is_nan() -> None:
+    """A pandas ``to_dict("records")`` body with a missing text value (NaN) is a missing value
+    where the signature allows one, not 'expected a string, got a number'."""
+    from mlflow.models import infer_signature
+
+    frame = pd.DataFrame({"plan": ["basic", np.nan, "plus"], "age": [1.0, 2.0, 3.0]})
+    schema = InputSchema.from_signature(infer_signature(frame))
+    assert [(c.name, c.required) for c in schema.columns] == [("plan", False), ("age", True)]
+    text = json.dumps(frame.to_dict("records"))
+    assert '"plan": NaN' in text
+    parsed = schema.parse_body(text, 10)
+    assert parsed.loc[0, "plan"] == "basic" and np.isnan(parsed.loc[1, "plan"])
+    pd.testing.assert_frame_equal(parsed, schema.parse_body(text.replace("NaN", "null"), 10))
+
+
+@pytest.mark.parametrize(
+    ("value", "column", "problem"),
+    [
+        ("Infinity", "tenure", "finite number"),
+        ("-Infinity", "tenure", "finite number"),
+        ("1e400", "tenure", "finite number"),  # overflows to inf
+        ("-1e400", "charges", "finite number"),
+        ("Infinity", "calls", "finite number"),
+        ("1" + "0" * 400, "tenure", "finite number"),  # an integer beyond float64
+        ("1" + "0" * 30, "calls", "2**63"),  # an integer beyond int64
+        ("1e30", "calls", "2**63"),  # an integral float beyond int64
+    ],
+)
+@pytest.mark.parametrize("first", ["2", "null"], ids=["fast-path", "general-path"])
+@pytest.mark.parametrize("shape", ["records", "columns"])
+def test_non_finite_and_out_of_range_numbers_are_422_naming_the_field(
+    schema: InputSchema, value: str, column: str, problem: str, first: str, shape: str
+) -> None:
+    """Row 0 holds ``first`` in ``column``: a number keeps the whole column on the fast path, a
+    null sends it down the per-value checks. Either way row 1's ``value`` is refused by name."""
+    rows = [{**ROW, column: "@first@"}, {**ROW, column: "@value@"}]
+    if shape == "records":
+        payload: Any = {"records": rows}
+        field = f"records[1].{column}"
+    else:
+        payload = {"columns": {k: [r[k] for r in rows] for k in ROW}}
+        field = f"columns.{column}[1]"
+    body = json.dumps(payload).replace('"@first@"', first).replace('"@value@"', value)
+    err = _error(schema, body)
+    assert (err.field, err.status) == (field, 422), err
+    assert problem in err.problem
