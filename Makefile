@@ -1,4 +1,5 @@
-# The two README commands: `make demo` and `make test`. Only python3 and make are needed.
+# `make demo` and `make test` need only python3 and make; the other targets run the README's
+# Prefect route (server, deploy, worker) with the same environment as `source env.sh`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -12,8 +13,16 @@ export UV_LINK_MODE := copy
 # uv from PATH, else a private copy installed from PyPI into .tools/ (a package, never a binary download).
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv/.synced
+CLI := .venv/bin/prefect-mlops
+POOL := default
 
-.PHONY: help setup demo test test-unit test-all lint bench clean
+# The commands that run the project (not the tests): state in the checkout, as env.sh sets it.
+RUN_TARGETS := demo server server-stop deploy worker mlflow-ui
+MLOPS_HOME ?= .mlops
+$(RUN_TARGETS): export MLOPS_HOME := $(abspath $(MLOPS_HOME))
+$(RUN_TARGETS): export PREFECT_HOME ?= $(abspath $(MLOPS_HOME))/prefect
+
+.PHONY: help setup demo test test-unit test-all lint bench clean $(RUN_TARGETS)
 
 help:
 	@echo "make demo   set up .venv from uv.lock and run the continuous-training demo"
@@ -21,6 +30,11 @@ help:
 	@echo "make test-unit  the fast unit tests only (tests/unit, under a minute)"
 	@echo "make lint   ruff check, ruff format --check, mypy"
 	@echo "make bench  run the benchmarks in bench/ (writes bench/README.md figures)"
+	@echo "make server       start a local Prefect server on 127.0.0.1:4200 (state in .mlops/prefect)"
+	@echo "make server-stop  stop it"
+	@echo "make deploy       create the '$(POOL)' process work pool if missing, deploy prefect.yaml"
+	@echo "make worker       start a worker on that pool (needs a server: make server)"
+	@echo "make mlflow-ui    the MLflow UI of .mlops on http://127.0.0.1:5000"
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -33,7 +47,27 @@ $(VENV): uv.lock pyproject.toml | $(UV)
 setup: $(VENV)
 
 demo: $(VENV)
-	.venv/bin/prefect-mlops demo
+	$(CLI) demo
+
+server: $(VENV)
+	$(CLI) server start
+
+server-stop: $(VENV)
+	$(CLI) server stop
+
+# Both need a server: `prefect-mlops server url` names it, or fails with one line saying how.
+deploy: $(VENV)
+	@url="$$($(CLI) server url)" || exit 1; export PREFECT_API_URL="$$url"; \
+	.venv/bin/prefect work-pool inspect $(POOL) >/dev/null 2>&1 \
+	  || .venv/bin/prefect work-pool create $(POOL) --type process; \
+	.venv/bin/prefect deploy --all --no-prompt
+
+worker: $(VENV)
+	@url="$$($(CLI) server url)" || exit 1; export PREFECT_API_URL="$$url"; \
+	exec .venv/bin/prefect worker start --pool $(POOL) --type process
+
+mlflow-ui: $(VENV)
+	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(MLOPS_HOME)/mlflow.db --host 127.0.0.1 --port 5000
 
 test: $(VENV)
 	.venv/bin/pytest -q

@@ -18,7 +18,8 @@ failed::
     ├── RequestValidationError      a prediction request breaks the model's input (field, status)
     ├── ServiceStartError           the prediction service did not become ready
     ├── InfraValidationError        a candidate failed infra-validation in a real server
-    └── ScoringError                batch scoring cannot run (model, columns, output folder)
+    ├── ScoringError                batch scoring cannot run (model, columns, output folder)
+    └── PrefectAPIError             the Prefect API does not answer, or a local server did not start
 
 Messages name the file, column or field, the value seen and, where there is one, the fix.
 Third-party errors are wrapped where they happen (``raise ... from exc``).
@@ -125,3 +126,7 @@ class InfraValidationError(MLOpsError):
 class ScoringError(MLOpsError):
     """Batch scoring cannot run: unknown model/version/alias, missing feature columns, or an
     output folder that already holds results."""
+
+
+class PrefectAPIError(MLOpsError):
+    """The Prefect API the CLI was pointed at does not answer, or a local server did not start."""
