@@ -7,7 +7,7 @@ strategy          verdict                                     action       resul
 blue-green        (infra-validation passed)                   promote      promoted
 canary            promote                                     promote      promoted
 canary            rollback (breach, not served, starved)      roll back    rolled_back
-shadow            rollback (not served)                       roll back    rolled_back
+shadow            rollback (not served), or not done          roll back    rolled_back
 shadow            done, ``promote_after_shadow`` and rows     promote      promoted
                   compared with agreement ≥ ``min_agreement``
 shadow            done otherwise                              roll back    shadowed
@@ -72,7 +72,7 @@ def decide_shadow(verdict: ShadowVerdict, config: DeploymentConfig) -> Decision:
     ``promote_after_shadow`` and rows were compared with agreement ≥ ``min_agreement``; else it
     stays shadowed (observed, the champion kept)."""
     reason = verdict.reason
-    if verdict.decision == "rollback":
+    if verdict.decision != "done":  # rollback; an unfinished shadow is never promoted either
         return Decision("roll_back", "rolled_back", reason, f"shadow rolled back: {reason}")
     agreed = verdict.compared > 0 and verdict.agreement >= config.min_agreement
     if config.promote_after_shadow and agreed:

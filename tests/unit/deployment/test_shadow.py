@@ -1,0 +1,54 @@
+"""The shadow verdict: agreement of shadow and champion rows, done once enough or out of time."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from prefect_mlops.deployment.rollout import DeploymentConfig
+from prefect_mlops.deployment.shadow import judge_shadow, shadow_agreement
+
+
+def _config(**kwargs: object) -> DeploymentConfig:
+    return DeploymentConfig(model_name="m", **kwargs)
+
+
+def _log(variant: str, version: str, statuses: list[str], latency: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "request_id": [f"{variant}-{i}" for i in range(len(statuses))],
+            "row_index": 0,
+            "variant": variant,
+            "model_version": version,
+            "status": statuses,
+            "latency_ms": latency,
+            "prediction": "1",
+        }
+    )
+
+
+def test_shadow_agreement_pairs_rows_by_request() -> None:
+    champion = pd.DataFrame(
+        {"request_id": ["a", "a", "b"], "row_index": [0, 1, 0], "variant": "champion",
+         "model_version": "1", "prediction": ["1", "0", "1"]}
+    )  # fmt: skip
+    shadow = pd.DataFrame(
+        {"request_id": ["a", "a", "b"], "row_index": [0, 1, 0], "variant": "shadow",
+         "model_version": "2", "prediction": ["1", "1", "1"]}
+    )  # fmt: skip
+    compared, agreement = shadow_agreement(pd.concat([champion, shadow]), "2")
+    assert compared == 3
+    assert agreement == pytest.approx(2 / 3)
+    assert shadow_agreement(pd.DataFrame(), "2") == (0, 0.0)
+
+
+def test_shadow_waits_until_enough_rows_or_time() -> None:
+    champion = _log("champion", "1", ["ok"] * 4, 5.0).assign(request_id=list("abcd"))
+    shadow = _log("shadow", "2", ["ok"] * 4, 5.0).assign(request_id=list("abcd"))
+    log = pd.concat([champion, shadow])
+    assert judge_shadow(log, "2", _config(min_requests=5), timed_out=False).decision == "wait"
+    done = judge_shadow(log, "2", _config(min_requests=4), timed_out=False)
+    assert (done.decision, done.compared, done.agreement) == ("done", 4, 1.0)
+    assert done.reason == "shadow agreement 100.00% over 4 rows"
+    late = judge_shadow(log, "2", _config(min_requests=5), timed_out=True)
+    assert late.decision == "done"
