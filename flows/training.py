@@ -4,25 +4,32 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.transactions import transaction
 from pydantic import BaseModel, Field
 
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data.snapshots import forget_snapshots
+from prefect_mlops.data.snapshots import SnapshotRef, forget_snapshots
 from prefect_mlops.modeling.training import preflight_checks
-from prefect_mlops.registry import (
-    code_version,
-    configure_mlflow,
-    ensure_experiment,
-    lineage,
-    mlflow_client,
+from prefect_mlops.modeling.training_run import (
+    ChampionRef,
+    TrainingRunRef,
+    candidate_version_tags,
+    champion_metrics,
+    mlflow_run_link,
+    open_training_run,
 )
-from prefect_mlops.registry.tracking import start_training_run
+from prefect_mlops.registry import configure_mlflow, mlflow_client
 from prefect_mlops.settings import Settings, get_settings
-from prefect_mlops.tasks.data import ingest_data, resolve_reference, validate_data
+from prefect_mlops.tasks.data import (
+    check_unchanged,
+    ingest_data,
+    read_champion,
+    resolve_reference,
+    validate_data,
+)
 from prefect_mlops.tasks.model import (
     bless,
     evaluate_on_test,
@@ -37,14 +44,19 @@ class TrainingOutcome(BaseModel):
     """What one continuous-training run produced."""
 
     model_name: str
-    status: Literal["blessed", "not_blessed"]
-    version: str = Field(description="The registered model version.")
+    status: Literal["blessed", "not_blessed", "unchanged"] = Field(
+        description="'unchanged': the champion was trained on the same data with the same "
+        "config, so nothing was trained or registered (version is then the champion's)."
+    )
+    version: str = Field(description="The registered model version (unchanged: the champion).")
     aliases: list[str] = Field(description="Aliases the new version received.")
-    reason: str = Field(description="The blessing decision in words.")
+    reason: str = Field(description="The blessing decision (or why unchanged) in words.")
     champion_before: str | None = Field(description="Champion version before this run.")
     run_id: str = Field(description="MLflow run id.")
     experiment_id: str
-    metrics: dict[str, float] = Field(description="Candidate test-set metrics.")
+    metrics: dict[str, float] = Field(
+        description="Candidate test-set metrics (unchanged: the champion's)."
+    )
     snapshot_digest: str
     snapshot_path: str
     tracking_uri: str
@@ -53,78 +65,66 @@ class TrainingOutcome(BaseModel):
 @flow(
     name="continuous-training",
     description="Ingest, validate (GX), split, train + tune, evaluate against the champion, "
-    "bless and register a scikit-learn model in MLflow with full lineage.",
+    "bless and register a scikit-learn model in MLflow with full lineage; a run on the "
+    "champion's own data and config registers nothing ('unchanged').",
 )
 def continuous_training(config: TrainingConfig) -> TrainingOutcome:
-    """Train a candidate, compare it with the champion and register it in MLflow."""
+    """Train a candidate, compare it with the champion and register it in MLflow; returns what
+    happened. Raises the package's errors (ConfigError, DataValidationError, ...)."""
     preflight_checks(config)
     settings = get_settings()
     configure_mlflow(settings)
     client = mlflow_client(settings)
-    experiment_id = ensure_experiment(
-        client, config.resolved_experiment_name, settings.resolved_artifact_location
-    )
-    run_tags = lineage.training_run_tags(
-        code_version=code_version(),
-        config_hash=config.config_hash(),
-        model_name=config.model_name,
+    run = open_training_run(
+        config,
+        settings,
+        client,
+        run_name=flow_run.name,
         flow_run_id=str(flow_run.id or ""),
         flow_run_url=flow_run.ui_url,
-        extra=config.tags,
     )
-    run_id = start_training_run(client, experiment_id, flow_run.name, run_tags)
-    client.log_dict(run_id, config.model_dump(mode="json"), "config/training_config.json")
     try:
-        outcome = _train_and_register(config, settings, run_id, experiment_id, run_tags)
+        outcome = _train_and_register(config, settings, run)
     except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        client.set_terminated(run.run_id, "FAILED")
         raise
     finally:
         forget_snapshots()
-    client.set_terminated(run_id, "FINISHED")
+    client.set_terminated(run.run_id, "FINISHED")
     return outcome
 
 
 def _train_and_register(
-    config: TrainingConfig,
-    settings: Settings,
-    run_id: str,
-    experiment_id: str,
-    run_tags: dict[str, str],
+    config: TrainingConfig, settings: Settings, run: TrainingRunRef
 ) -> TrainingOutcome:
+    run_id = run.run_id
     snapshot = ingest_data(config, run_id)
-    reference = resolve_reference(config)
+    champion = read_champion(config)
+    unchanged = check_unchanged(config, snapshot, champion, run_id)
+    if unchanged and champion is not None:
+        return _report_unchanged(config, settings, champion, snapshot, unchanged, run)
+    reference = resolve_reference(config, champion)
     profile = validate_data(config, snapshot, reference, run_id)
     split = split_data(config, snapshot, profile, run_id)
     trained = train_model(config, snapshot, profile, split, run_id)
     candidate = evaluate_on_test(
         config, snapshot, profile, split, trained.model, run_id, "candidate"
     )
-    champion = load_champion(config)
-    champion_version = champion[0] if champion else None
+    champion_version = champion.version if champion else None
     champion_eval = (
-        evaluate_on_test(config, snapshot, profile, split, champion[1], run_id, "champion")
+        evaluate_on_test(
+            config, snapshot, profile, split, load_champion(config, champion), run_id, "champion"
+        )
         if champion
         else None
     )
     decision = bless(config, profile, candidate, champion_eval, champion_version, run_id)
     model_uri = log_model(run_id, trained.model, snapshot, profile.features.columns)
     reason = decision.summary()
-    version_tags = lineage.version_lineage_tags(
-        run_tags,
-        run_id=run_id,
-        snapshot_digest=snapshot.digest,
-        snapshot_path=snapshot.path,
-        snapshot_source=snapshot.source,
-        snapshot_rows=snapshot.n_rows,
-        validation="true" if config.validation.enabled else "skipped",
-        reference=reference,
-        task=profile.task,
-        target=config.target,
-        baseline_version=champion_version,
-        metrics=candidate.overall,
+    version_tags = candidate_version_tags(
+        run, config, snapshot, profile, reference, champion_version, candidate
     )
-    run_link = f"{settings.mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+    run_link = mlflow_run_link(settings.mlflow_ui_url, run.experiment_id, run_id)
     with transaction():
         version = register_version(
             config.model_name, model_uri, run_id, version_tags, decision.blessed, reason, run_link
@@ -138,42 +138,93 @@ def _train_and_register(
         reason=reason,
         champion_before=champion_version,
         run_id=run_id,
-        experiment_id=experiment_id,
+        experiment_id=run.experiment_id,
         metrics=candidate.overall,
         snapshot_digest=snapshot.digest,
         snapshot_path=snapshot.path,
         tracking_uri=settings.resolved_tracking_uri,
     )
-    create_markdown_artifact(
-        markdown=summary_markdown(outcome, run_link),
-        key="training-summary",
-        description=f"Continuous training of {config.model_name}",
-    )
-    create_link_artifact(link=run_link, link_text=f"MLflow run {run_id}", key="mlflow-run")
+    _publish(outcome, settings)
     return outcome
 
 
-def summary_markdown(outcome: TrainingOutcome, run_link: str) -> str:
-    """The run's summary for the Prefect UI."""
+def _report_unchanged(
+    config: TrainingConfig,
+    settings: Settings,
+    champion: ChampionRef,
+    snapshot: SnapshotRef,
+    reason: str,
+    run: TrainingRunRef,
+) -> TrainingOutcome:
+    outcome = TrainingOutcome(
+        model_name=config.model_name,
+        status="unchanged",
+        version=champion.version,
+        aliases=[],
+        reason=reason,
+        champion_before=champion.version,
+        run_id=run.run_id,
+        experiment_id=run.experiment_id,
+        metrics=champion_metrics(champion),
+        snapshot_digest=snapshot.digest,
+        snapshot_path=snapshot.path,
+        tracking_uri=settings.resolved_tracking_uri,
+    )
+    _publish(outcome, settings)
+    return outcome
+
+
+def _publish(outcome: TrainingOutcome, settings: Settings) -> None:
+    """Say what the run did: one log line and the summary and MLflow-run artifacts."""
+    run_link = mlflow_run_link(settings.mlflow_ui_url, outcome.experiment_id, outcome.run_id)
+    if outcome.status == "unchanged":
+        get_run_logger().info(
+            "%s v%s stays champion; nothing registered, no alias moved",
+            outcome.model_name,
+            outcome.version,
+        )
+    else:
+        get_run_logger().info(
+            "Registered %s v%s (%s); aliases given: %s",
+            outcome.model_name,
+            outcome.version,
+            outcome.status.replace("_", " "),
+            ", ".join(outcome.aliases) or "none",
+        )
+    create_markdown_artifact(
+        markdown=summary_markdown(outcome, run_link, settings.mlflow_ui_url),
+        key="training-summary",
+        description=f"Continuous training of {outcome.model_name}",
+    )
+    create_link_artifact(link=run_link, link_text=f"MLflow run {outcome.run_id}", key="mlflow-run")
+
+
+def summary_markdown(outcome: TrainingOutcome, run_link: str, mlflow_ui_url: str) -> str:
+    """The run's summary for the Prefect UI: decision, version, aliases, links into the MLflow
+    UI at ``mlflow_ui_url`` and the test metrics rounded to 4 decimals."""
     metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in outcome.metrics.items())
     aliases = ", ".join(outcome.aliases) or "none"
-    return f"""# Continuous training: {outcome.model_name} v{outcome.version}
+    ui = mlflow_ui_url.rstrip("/")
+    version_link = f"{ui}/#/models/{outcome.model_name}/versions/{outcome.version}"
+    heading = "unchanged" if outcome.status == "unchanged" else f"v{outcome.version}"
+    metrics_title = "champion test value" if outcome.status == "unchanged" else "test value"
+    return f"""# Continuous training: {outcome.model_name} {heading}
 
 **Decision:** {outcome.status.replace("_", " ")} — {outcome.reason}
 
 | | |
 |---|---|
-| Model version | `models:/{outcome.model_name}/{outcome.version}` |
+| Model version | [`models:/{outcome.model_name}/{outcome.version}`]({version_link}) |
 | Aliases given | {aliases} |
 | Champion before | {outcome.champion_before or "none (first model)"} |
 | MLflow run | [{outcome.run_id}]({run_link}) |
 | Data snapshot | `{outcome.snapshot_path}` (sha256 `{outcome.snapshot_digest[:16]}…`) |
 
-| metric | test value |
+| metric | {metrics_title} |
 |---|---|
 {metrics}
 
-See it in the MLflow UI: `mlflow ui --backend-store-uri {outcome.tracking_uri}`
+Open the MLflow UI at [{ui}]({ui}) (tracking store `{outcome.tracking_uri}`).
 """
 
 

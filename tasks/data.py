@@ -1,32 +1,21 @@
-"""Tasks of the data steps: ingest into a snapshot, and validate it with Great Expectations."""
+"""Tasks of the data steps: ingest into a snapshot, find the champion, decide whether anything
+changed, and validate the snapshot with Great Expectations."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
-from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from prefect_mlops.config import TrainingConfig
-from prefect_mlops.data.snapshots import SnapshotRef, load_snapshot, read_snapshot, write_snapshot
-from prefect_mlops.data.sources import read_table
-from prefect_mlops.modeling.evaluation import infer_task
-from prefect_mlops.modeling.training import FeatureSpec, resolve_features, validated_columns
-from prefect_mlops.registry import lineage
-from prefect_mlops.registry.tracking import log_json_artifact, log_snapshot_input
+from prefect_mlops.data.snapshots import SnapshotRef, load_snapshot, read_snapshot
+from prefect_mlops.data.suites import reference_snapshot
+from prefect_mlops.modeling import training_run
+from prefect_mlops.modeling.training_run import ChampionRef, DataProfile
+from prefect_mlops.modeling.unchanged import is_unchanged, unchanged_reason
+from prefect_mlops.registry import lineage, mlflow_client
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.common import retry_transient
-
-
-@dataclass(frozen=True)
-class DataProfile:
-    """What the validated snapshot says about the problem."""
-
-    task: str
-    features: FeatureSpec
-    n_rows: int
 
 
 @task(
@@ -38,83 +27,117 @@ class DataProfile:
     cache_policy=NO_CACHE,
 )
 def ingest_data(config: TrainingConfig, run_id: str) -> SnapshotRef:
-    """Read the configured source, write an immutable snapshot and log it as a dataset input."""
-    from prefect_mlops.registry import mlflow_client
-
+    """Read the configured source into an immutable snapshot logged as the run's dataset input;
+    returns the snapshot. Raises DataIngestError."""
     settings = get_settings()
-    df = read_table(config.data)
-    snapshot = write_snapshot(df, settings.resolved_snapshot_dir, config.data.describe())
-    log_snapshot_input(run_id, df, snapshot, target=config.target, context="training")
-    client = mlflow_client(settings)
-    client.log_param(run_id, "data.source", config.data.describe()[:500])
-    client.log_param(run_id, "data.digest", snapshot.digest)
-    client.log_param(run_id, "data.rows", snapshot.n_rows)
-    client.log_param(run_id, "data.columns", snapshot.n_columns)
+    _, snapshot = training_run.ingest(
+        config, settings.resolved_snapshot_dir, mlflow_client(settings), run_id
+    )
+    get_run_logger().info(
+        "Ingested %s rows x %s columns from %s into snapshot %s (sha256 %s)",
+        f"{snapshot.n_rows:,}",
+        snapshot.n_columns,
+        snapshot.source,
+        snapshot.path,
+        snapshot.digest,
+    )
     return snapshot
 
 
-@task(name="resolve-reference", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def resolve_reference(config: TrainingConfig) -> str | None:
-    """The snapshot the validation suite is inferred from (see ``ValidationConfig.reference``)."""
-    from prefect_mlops.registry import CHAMPION, get_alias_version, mlflow_client
+@task(name="read-champion", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def read_champion(config: TrainingConfig) -> ChampionRef | None:
+    """The champion version of ``config.model_name`` with its tags, or None on a first run."""
+    champion = training_run.read_champion(mlflow_client(get_settings()), config.model_name)
+    logger = get_run_logger()
+    if champion is None:
+        logger.info("%s has no champion yet: this is its first model", config.model_name)
+    else:
+        logger.info(
+            "Champion of %s: v%s (data %s, config hash %s)",
+            config.model_name,
+            champion.version,
+            champion.tags.get(lineage.DATA_DIGEST, "?")[:12],
+            champion.tags.get(lineage.CONFIG_HASH, "?")[:12],
+        )
+    return champion
 
-    reference = config.validation.reference
-    if reference is None:
+
+@task(name="check-unchanged", cache_policy=NO_CACHE)
+def check_unchanged(
+    config: TrainingConfig, snapshot: SnapshotRef, champion: ChampionRef | None, run_id: str
+) -> str | None:
+    """The reason this run is unchanged from the champion (same data digest and config hash;
+    see ``modeling.unchanged``), recorded on the run; None when there is something to train."""
+    config_hash = config.config_hash()
+    logger = get_run_logger()
+    if champion is None or not is_unchanged(champion.tags, snapshot.digest, config_hash):
+        logger.info("Data or config differ from the champion's: training a candidate")
         return None
-    if reference != "champion":
-        return reference
-    champion = get_alias_version(mlflow_client(get_settings()), config.model_name, CHAMPION)
-    path = champion.tags.get(lineage.DATA_SNAPSHOT) if champion else None
-    return path if path and Path(path).exists() else None
+    training_run.record_unchanged(mlflow_client(get_settings()), run_id, champion)
+    reason = unchanged_reason(champion.version, snapshot.digest, config_hash)
+    logger.info("Unchanged: %s", reason.removeprefix("unchanged: "))
+    return reason
+
+
+@task(name="resolve-reference", cache_policy=NO_CACHE)
+def resolve_reference(config: TrainingConfig, champion: ChampionRef | None) -> str | None:
+    """The snapshot the validation suite is inferred from (see ``ValidationConfig.reference``),
+    or None for the run's own data."""
+    champion_snapshot = champion.tags.get(lineage.DATA_SNAPSHOT) if champion else None
+    reference = reference_snapshot(config.validation.reference, champion_snapshot)
+    get_run_logger().info("Validation reference: %s", reference or "the current data")
+    return reference
 
 
 @task(name="validate-data", timeout_seconds=3600, cache_policy=NO_CACHE)
 def validate_data(
     config: TrainingConfig, snapshot: SnapshotRef, reference_path: str | None, run_id: str
 ) -> DataProfile:
-    """Check the snapshot against its expectations; raise DataValidationError naming every failure.
+    """Check the snapshot against its expectations; returns its profile (task, features).
 
     The suite is the user's (``validation.suite_path``) or inferred from the reference snapshot
-    (TFX SchemaGen/ExampleValidator). The GX result is kept as an MLflow artifact either way.
+    (TFX SchemaGen/ExampleValidator). The GX result is kept as an MLflow artifact either way and
+    every expectation is listed in a Prefect table artifact. Raises DataValidationError naming
+    every failure.
     """
-    from prefect_mlops.data.validation import (
+    from prefect_mlops.data.validation_report import (
+        expectation_rows,
         failures_markdown,
-        infer_suite,
-        load_suite,
         raise_for_failures,
-        validate_frame,
     )
-    from prefect_mlops.registry import mlflow_client
 
     df = load_snapshot(snapshot.path)
-    source = config.data.describe()
-    features = resolve_features(df, config, source)
-    profile = DataProfile(task=_task_of(config, df), features=features, n_rows=len(df))
+    profile = training_run.profile_data(df, config)
+    logger = get_run_logger()
     if not config.validation.enabled:
+        logger.info("Validation skipped (validation.enabled is false)")
         return profile
+    source = config.data.describe()
+    reference = read_snapshot(reference_path) if reference_path else None
     client = mlflow_client(get_settings())
-    if config.validation.suite_path:
-        suite = load_suite(config.validation.suite_path)
-    else:
-        reference = read_snapshot(reference_path) if reference_path else df
-        columns = validated_columns(reference, config)
-        suite = infer_suite(
-            reference, config.validation, name=f"{config.model_name}-suite", columns=columns
-        )
-    outcome = validate_frame(df, suite, data_name=source)
-    log_json_artifact(client, run_id, suite, "validation/expectation_suite.json")
-    log_json_artifact(client, run_id, outcome.result, "validation/gx_result.json")
-    client.log_metric(run_id, "validation_failed_expectations", len(outcome.failures))
-    client.set_tag(run_id, lineage.VALIDATION_SUCCESS, str(outcome.success).lower())
-    client.set_tag(run_id, lineage.VALIDATION_REFERENCE, reference_path or "current data")
+    outcome = training_run.validate(df, config, reference, reference_path, client, run_id)
     create_markdown_artifact(
         markdown=failures_markdown(outcome, source),
         key="data-validation",
         description=f"Great Expectations validation of {source}",
     )
+    create_table_artifact(
+        table=expectation_rows(outcome),
+        key="data-validation-expectations",
+        description=f"Every expectation checked on {source}",
+    )
+    if outcome.success:
+        logger.info(
+            "Validated %s rows: %s expectations evaluated, 0 failed",
+            f"{len(df):,}",
+            outcome.evaluated,
+        )
+    else:
+        logger.error(
+            "Validation failed: %s of %s expectations failed: %s",
+            outcome.failed,
+            outcome.evaluated,
+            "; ".join(f.describe() for f in outcome.failures),
+        )
     raise_for_failures(outcome, source)
     return profile
-
-
-def _task_of(config: TrainingConfig, df) -> str:
-    return infer_task(df[config.target]) if config.task == "auto" else config.task

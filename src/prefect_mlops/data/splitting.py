@@ -1,4 +1,4 @@
-"""Deterministic train / validation / test splits."""
+"""Deterministic train / validation / test splits, and the record a run keeps of one."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from prefect_mlops.config import SplitConfig
+from prefect_mlops.data.snapshots import row_hashes
 from prefect_mlops.errors import ConfigError, DataValidationError
 
 
@@ -95,3 +96,29 @@ def _stratify_labels(y: pd.Series, task: str) -> np.ndarray | None:
     if len(counts) < 2 or counts.min() < 2:
         return None
     return y.astype(str).to_numpy()
+
+
+@dataclass(frozen=True)
+class SplitRecord:
+    """What a run records of its split: ``params`` (method, seed, rows per part) and ``rows``
+    (each snapshot row's content hash and the part it went to), so the split can be audited
+    and replayed."""
+
+    params: dict[str, str | int]
+    rows: pd.DataFrame
+
+
+def split_record(df: pd.DataFrame, split: SplitIndices, config: SplitConfig) -> SplitRecord:
+    """The :class:`SplitRecord` of ``split`` over ``df``: params ``split.method``,
+    ``split.seed``, ``split.<part>_rows`` and a ``row_hash`` / ``split`` frame in ``df``'s row
+    order (``train``, ``validation`` or ``test``)."""
+    params: dict[str, str | int] = {
+        "split.method": config.method,
+        "split.seed": config.seed,
+        **{f"split.{part}_rows": n for part, n in split.sizes().items()},
+    }
+    parts = np.full(len(df), "train", dtype=object)
+    parts[split.validation] = "validation"
+    parts[split.test] = "test"
+    rows = pd.DataFrame({"row_hash": row_hashes(df).to_numpy(), "split": parts})
+    return SplitRecord(params=params, rows=rows)

@@ -425,3 +425,33 @@ def bless_candidate(
     return BlessingDecision(
         blessed=all(c.passed for c in checks), checks=checks, has_champion=has_champion
     )
+
+
+def metrics_rows(
+    candidate: EvaluationResult, champion: EvaluationResult | None, digits: int = 4
+) -> list[dict[str, Any]]:
+    """The test-set metrics side by side, rounded to ``digits``, for a table artifact: overall
+    first (slice ``(overall)``), then each of the candidate's slices. Each row: ``metric``,
+    ``slice``, ``rows`` (the candidate's), ``candidate``, ``champion`` and ``change``
+    (candidate - champion); the champion's values are None without a champion or metric."""
+    parts: list[tuple[str, int, dict[str, float], dict[str, float]]] = [
+        ("(overall)", candidate.n_rows, candidate.overall, champion.overall if champion else {})
+    ]
+    for key, metrics in candidate.slices.items():
+        theirs = champion.slices.get(key, {}) if champion else {}
+        parts.append((key, candidate.slice_sizes.get(key, 0), metrics, theirs))
+    rows = []
+    for slice_key, n_rows, ours, theirs in parts:
+        for metric, value in ours.items():
+            other = theirs.get(metric)
+            rows.append(
+                {
+                    "metric": metric,
+                    "slice": slice_key,
+                    "rows": n_rows,
+                    "candidate": round(value, digits),
+                    "champion": None if other is None else round(other, digits),
+                    "change": None if other is None else round(value - other, digits),
+                }
+            )
+    return rows

@@ -88,16 +88,6 @@ def resolve_features(df: pd.DataFrame, config: TrainingConfig, source: str = "da
     return FeatureSpec(numeric=numeric, categorical=categorical)
 
 
-def validated_columns(reference: pd.DataFrame, config: TrainingConfig) -> list[str]:
-    """Columns an inferred suite covers: the reference's features and target (configured
-    features if given), plus the timestamp; never the entity id (new ids are expected)."""
-    if config.features is not None:
-        wanted = [*config.features, config.target, config.data.timestamp_column]
-        return [c for c in wanted if c and c in reference.columns]
-    skipped = {config.id_column, *config.drop_columns}
-    return [c for c in reference.columns if c not in skipped]
-
-
 def import_estimator(class_path: str) -> type:
     """Import an estimator class from ``module.Class``; TrainingError names the path on failure."""
     module_name, _, class_name = class_path.rpartition(".")
@@ -213,6 +203,21 @@ def fit_model(
         cv_results=pd.DataFrame(searcher.cv_results_),
         best_cv_score=float(searcher.best_score_),
     )
+
+
+def training_params(
+    config: TrainingConfig, task: str, features: FeatureSpec, estimator: Any, fitted: FitResult
+) -> dict[str, Any]:
+    """The MLflow params of a fit: ``task``, ``estimator`` (its import path), the feature lists,
+    the configured ``model.*`` parameters and the search's ``best.*`` ones."""
+    return {
+        "task": task,
+        "estimator": f"{type(estimator).__module__}.{type(estimator).__name__}",
+        "features.numeric": ",".join(features.numeric)[:6000],
+        "features.categorical": ",".join(features.categorical)[:6000],
+        **{f"model.{k}": v for k, v in config.estimator.params.items()},
+        **{f"best.{k}": v for k, v in fitted.best_params.items()},
+    }
 
 
 def _default_scoring(task: str, y: pd.Series) -> str:

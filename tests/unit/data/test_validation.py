@@ -12,15 +12,9 @@ import pandas as pd
 import pytest
 
 from prefect_mlops.config import ValidationConfig
-from prefect_mlops.data.validation import (
-    ExpectationFailure,
-    ValidationOutcome,
-    failures_markdown,
-    infer_suite,
-    load_suite,
-    raise_for_failures,
-    validate_frame,
-)
+from prefect_mlops.data.suites import infer_suite, load_suite
+from prefect_mlops.data.validation import ExpectationFailure, ValidationOutcome, validate_frame
+from prefect_mlops.data.validation_report import failures_markdown, raise_for_failures
 from prefect_mlops.errors import ConfigError, DataValidationError
 
 N = 200

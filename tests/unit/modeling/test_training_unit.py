@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from prefect_mlops.config import SearchConfig, TrainingConfig
+from prefect_mlops.data.suites import validated_columns
 from prefect_mlops.errors import ConfigError, DataValidationError, TrainingError
 from prefect_mlops.modeling.training import (
     FeatureSpec,
@@ -18,7 +19,6 @@ from prefect_mlops.modeling.training import (
     import_estimator,
     preflight_checks,
     resolve_features,
-    validated_columns,
 )
 
 
