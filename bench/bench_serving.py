@@ -45,7 +45,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -140,58 +141,30 @@ def write_bodies(work: Path, features: list[str]) -> dict[str, Path]:
     return files
 
 
-class PlainApp:
-    """``uvicorn plain_fastapi_app:app`` on a free loopback port; we keep uvicorn's own Popen."""
+@contextmanager
+def plain_app(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
+    """``uvicorn plain_fastapi_app:app`` on a free loopback port, ready: (its URL, its pid);
+    stopped when the block ends."""
+    from prefect_mlops.processes import free_port, http_ok, start_server, stop_process, wait_until
+    from prefect_mlops.serving.process import neutral_working_dir
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        from prefect_mlops.serving.process import free_port, neutral_working_dir
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        uvicorn = Path(sys.executable).parent / "uvicorn"
-        self.process = subprocess.Popen(
-            [
-                str(uvicorn),
-                "plain_fastapi_app:app",
-                *("--app-dir", str(BENCH), "--host", "127.0.0.1", "--port", str(self.port)),
-                *("--workers", "1", "--no-access-log", "--log-level", "warning"),
-            ],
-            env=env,
-            cwd=neutral_working_dir(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 180.0) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited early:\n{self.log_tail()}")
-            try:
-                resp = httpx.get(self.url + "/healthz", timeout=2)
-                if resp.status_code == 200 and resp.json().get("ok"):
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"uvicorn not ready after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    uvicorn = Path(sys.executable).parent / "uvicorn"
+    command = [
+        str(uvicorn), "plain_fastapi_app:app",
+        "--app-dir", str(BENCH), "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    server = start_server(command, env=env, cwd=neutral_working_dir(), log_path=log_path)
+    try:
+        # Its lifespan loads the model before it answers: /healthz 200 means ready.
+        code = wait_until(server, lambda: http_ok(url + "/healthz"), timeout=180)
+        if code is not None:
+            raise RuntimeError(f"uvicorn exited with code {code}:\n{server.log_tail()}")
+        yield url, server.process.pid
+    finally:
+        stop_process(server.process)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -522,8 +495,9 @@ def main() -> int:
     rounds: list[dict[str, Any]] = []
     with ExitStack() as stack:
         t = time.perf_counter()
-        plain = PlainApp({**server_env, "PLAIN_MODEL_NAME": MODEL}, work / "uvicorn.log")
-        stack.callback(plain.stop)
+        plain_url, plain_pid = stack.enter_context(
+            plain_app({**server_env, "PLAIN_MODEL_NAME": MODEL}, work / "uvicorn.log")
+        )
         service = stack.enter_context(
             run_service(
                 {
@@ -533,10 +507,9 @@ def main() -> int:
                 }
             )
         )
-        plain.wait_ready()
         print(f"both servers ready in {time.perf_counter() - t:.1f} s", flush=True)
         servers = {
-            "fastapi": (plain.url, plain.process.pid),
+            "fastapi": (plain_url, plain_pid),
             "bentoml": (service.url, service.process.pid),
         }
         # Same answers: both servers and the in-process model, row for row.

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -23,70 +22,15 @@ from helpers import churn_config, write_frame
 from test_other_tables import Case, cases, trained_cases  # noqa: F401 (fixtures: multiclass, regression)
 
 from prefect_mlops import registry
+from prefect_mlops.errors import ServiceStartError
+from prefect_mlops.processes import free_port, stop_process
+from prefect_mlops.serving.process import RunningService, run_service
 from prefect_mlops.settings import Settings
 
 MODEL = "churn-test"
 TOKEN = "s3cret-token"
 MAX_ROWS = 1000
 BENTOML = str(Path(sys.executable).parent / "bentoml")
-SERVICE = "prefect_mlops.deployments.service:ModelService"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``bentoml serve`` as a subprocess; ``stop()`` terminates (then kills) its own PID."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir = workdir
-        self.env = env
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / f"server-{self.port}.log"
-
-    def start(self) -> Server:
-        self.log_file = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [BENTOML, "serve", SERVICE, "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=self.workdir,
-            env=self.env,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"server not ready after {timeout}s:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.log_file.close()
 
 
 class Registry:
@@ -98,17 +42,20 @@ class Registry:
         self.workdir = workdir
         self.sent: dict[str, int] = {}  # request id -> rows, of every 200 answer
         self.shadowed: list[str] = []  # request ids the shadow test sent
+        self.refused_ids: list[str] = []  # server ids of answers whose X-Request-ID was refused
         self.lock = threading.Lock()
 
     @property
     def client(self) -> Any:
         return registry.mlflow_client(Settings(home=self.home))
 
-    def env(self, **extra: str) -> dict[str, str]:
+    def env(self, home: Path | None = None, **extra: str) -> dict[str, str]:
+        """The server's environment: every location of ``home`` (default: this registry's)
+        and the serving settings, then ``extra``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+        env.update(Settings(home=home or self.home).location_env())
         env.update(
             {
-                "MLOPS_HOME": str(self.home),
                 "MLOPS_SERVE_MODEL_NAME": MODEL,
                 "MLOPS_SERVE_TOKEN": TOKEN,
                 "MLOPS_SERVE_MAX_ROWS": str(MAX_ROWS),
@@ -155,13 +102,9 @@ def reg(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def server(reg: Registry) -> Iterator[Server]:
-    srv = Server(reg.workdir, reg.env()).start()
-    try:
-        srv.wait_ready()
+def server(reg: Registry) -> Iterator[RunningService]:
+    with run_service(reg.env()) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +134,7 @@ def corrupt_version(reg: Registry) -> str:
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _post(srv: Server, body: Any, reg: Registry | None = None, **kw: Any) -> httpx.Response:
+def _post(srv: RunningService, body: Any, reg: Registry | None = None, **kw: Any) -> httpx.Response:
     kw.setdefault("headers", AUTH)
     if isinstance(body, bytes | str):
         resp = httpx.post(f"{srv.url}/predict", content=body, timeout=30, **kw)
@@ -210,13 +153,13 @@ def _records(reg: Registry, n: int | None = None) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records"))
 
 
-def _reload(srv: Server) -> dict[str, Any]:
+def _reload(srv: RunningService) -> dict[str, Any]:
     resp = httpx.post(f"{srv.url}/reload", headers=AUTH, timeout=60)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
-def _serving_v2(srv: Server, reg: Registry) -> None:
+def _serving_v2(srv: RunningService, reg: Registry) -> None:
     """v2 is the champion ``srv`` answers with: the hot-swap test promotes it; this lets the
     tests after it run on their own too."""
     if reg.client.get_model_version_by_alias(MODEL, "champion").version != "2":
@@ -227,7 +170,7 @@ def _serving_v2(srv: Server, reg: Registry) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def test_predictions_equal_the_offline_predictions(server: Server, reg: Registry) -> None:
+def test_predictions_equal_the_offline_predictions(server: RunningService, reg: Registry) -> None:
     records = _records(reg)
     assert 0 < len(records) <= MAX_ROWS
     resp = _post(server, {"records": records}, reg)
@@ -250,7 +193,7 @@ def test_predictions_equal_the_offline_predictions(server: Server, reg: Registry
     assert bare.json()["request_id"] == "client-id-1"
 
 
-def test_metadata_names_version_signature_and_lineage(server: Server) -> None:
+def test_metadata_names_version_signature_and_lineage(server: RunningService) -> None:
     meta = httpx.get(f"{server.url}/metadata", headers=AUTH, timeout=10).json()
     assert (meta["model_name"], meta["model_version"], meta["alias"]) == (MODEL, "1", "champion")
     names = [c["name"] for c in meta["signature"]["inputs"]]
@@ -274,7 +217,7 @@ def test_metadata_names_version_signature_and_lineage(server: Server) -> None:
     ],
 )
 def test_signature_errors_name_the_field(
-    server: Server, reg: Registry, mutate: Any, status: int, field: str, problem: str
+    server: RunningService, reg: Registry, mutate: Any, status: int, field: str, problem: str
 ) -> None:
     row = _records(reg, 1)[0]
     resp = _post(server, {"records": [mutate(row)]})
@@ -285,7 +228,7 @@ def test_signature_errors_name_the_field(
     assert _post(server, {"records": [row]}).status_code == 200  # still serving
 
 
-def test_malformed_empty_and_oversized_requests(server: Server, reg: Registry) -> None:
+def test_malformed_empty_and_oversized_requests(server: RunningService, reg: Registry) -> None:
     bad_json = _post(server, b'{"records": [{"age": 3,')
     assert bad_json.status_code == 400
     assert bad_json.json()["field"] == "body" and "malformed JSON" in bad_json.json()["problem"]
@@ -300,7 +243,69 @@ def test_malformed_empty_and_oversized_requests(server: Server, reg: Registry) -
     assert _post(server, {"records": [row]}).status_code == 200
 
 
-def test_bearer_token(server: Server, reg: Registry) -> None:
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"records": [{"age": ' + b"9" * 5000 + b"}]}", "digits"),
+        (b'{"records": [{"age": 3}]}\xff', "UTF-8"),
+    ],
+    ids=["nested", "digits", "not-utf8"],
+)
+def test_bodies_that_cannot_become_rows_are_400_naming_body(
+    server: RunningService, reg: Registry, body: bytes, problem: str
+) -> None:
+    resp = _post(server, body)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["field"] == "body" and problem in resp.json()["problem"]
+    assert _post(server, {"records": _records(reg, 1)}).status_code == 200
+
+
+def test_nan_is_missing_and_infinity_is_refused(server: RunningService, reg: Registry) -> None:
+    """``json.dumps`` of a pandas frame writes NaN for a missing value: answered as null is.
+    ±Infinity and 1e400 (which overflows) are refused naming the field."""
+    rows = _records(reg, 3)
+    with_null = [dict(r) for r in rows]
+    with_null[1]["monthly_charges"] = None
+    with_null[2]["total_charges"] = None
+    text = json.dumps({"records": with_null}).replace("null", "NaN")
+    as_nan = _post(server, text)
+    as_null = _post(server, {"records": with_null})
+    assert as_nan.status_code == as_null.status_code == 200, as_nan.text
+    assert as_nan.json()["predictions"] == as_null.json()["predictions"]
+    assert as_nan.json()["probabilities"] == as_null.json()["probabilities"]
+    for value in ("Infinity", "-Infinity", "1e400"):
+        for first in ("1.5", "null"):  # a column of numbers, and one with a missing value
+            pair = [{**rows[0], "monthly_charges": "@1"}, {**rows[1], "monthly_charges": "@2"}]
+            body = json.dumps({"records": pair})
+            resp = _post(server, body.replace('"@1"', first).replace('"@2"', value))
+            assert resp.status_code == 422, (value, first, resp.text)
+            assert resp.json()["field"] == "records[1].monthly_charges"
+            assert "finite number" in resp.json()["problem"]
+
+
+def test_request_ids_are_echoed_or_refused_with_the_reason(
+    server: RunningService, reg: Registry
+) -> None:
+    body = {"records": _records(reg, 1)}
+    spaced = _post(server, body, reg, headers={**AUTH, "X-Request-ID": "order 42 / retry 1"})
+    assert spaced.json()["request_id"] == "order 42 / retry 1"
+    assert spaced.headers["x-request-id"] == "order 42 / retry 1"
+    assert "x-request-id-refused" not in spaced.headers
+    long_id = "x" * 129
+    refused = _post(server, body, reg, headers={**AUTH, "X-Request-ID": long_id})
+    assert refused.status_code == 200
+    assert refused.json()["request_id"] != long_id
+    assert refused.headers["x-request-id"] == refused.json()["request_id"]
+    assert "longer than 128 characters" in refused.headers["x-request-id-refused"]
+    bad = _post(server, b"{", headers={**AUTH, "X-Request-ID": "caf\u00e9".encode()})
+    assert bad.status_code == 400
+    assert "not printable ASCII" in bad.headers["x-request-id-refused"]
+    with reg.lock:
+        reg.refused_ids = [refused.json()["request_id"]]
+
+
+def test_bearer_token(server: RunningService, reg: Registry) -> None:
     body = {"records": _records(reg, 1)}
     assert _post(server, body, headers={}).status_code == 401
     assert _post(server, body, headers={"Authorization": "Bearer nope"}).status_code == 401
@@ -311,7 +316,7 @@ def test_bearer_token(server: Server, reg: Registry) -> None:
     assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200  # probes stay open
 
 
-def test_concurrent_good_and_bad_requests(server: Server, reg: Registry) -> None:
+def test_concurrent_good_and_bad_requests(server: RunningService, reg: Registry) -> None:
     rows = _records(reg, 16)
     results: dict[int, httpx.Response] = {}
     barrier = threading.Barrier(16)
@@ -352,7 +357,7 @@ def _champion_model(reg: Registry, name: str = MODEL) -> Any:
     return mlflow.sklearn.load_model(source)
 
 
-def test_bentoml_client_predicts_like_the_model(server: Server, reg: Registry) -> None:
+def test_bentoml_client_predicts_like_the_model(server: RunningService, reg: Registry) -> None:
     import bentoml
     import numpy as np
 
@@ -376,7 +381,7 @@ def test_bentoml_client_predicts_like_the_model(server: Server, reg: Registry) -
     assert (reloaded["changed"], reloaded["model_version"]) == (False, "1")
 
 
-def test_bentoml_async_client(server: Server, reg: Registry) -> None:
+def test_bentoml_async_client(server: RunningService, reg: Registry) -> None:
     import asyncio
 
     import bentoml
@@ -390,7 +395,7 @@ def test_bentoml_async_client(server: Server, reg: Registry) -> None:
     assert meta["model_version"] == data["model_version"] == "1"
 
 
-def test_bentoml_client_errors_name_the_field(server: Server, reg: Registry) -> None:
+def test_bentoml_client_errors_name_the_field(server: RunningService, reg: Registry) -> None:
     import bentoml
     from bentoml.exceptions import BentoMLException
 
@@ -412,7 +417,7 @@ def test_bentoml_client_errors_name_the_field(server: Server, reg: Registry) -> 
         assert empty.value.error_code == 422 and '"field":"records"' in str(empty.value)
 
 
-def test_openapi_documents_predict_metadata_and_reload(server: Server) -> None:
+def test_openapi_documents_predict_metadata_and_reload(server: RunningService) -> None:
     spec = httpx.get(f"{server.url}/docs.json", timeout=30).json()
     predict = spec["paths"]["/predict"]["post"]
     body = predict["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
@@ -441,7 +446,7 @@ def test_openapi_documents_predict_metadata_and_reload(server: Server) -> None:
     assert ui.status_code == 200 and str(ui.url) == f"{server.url}/"
 
 
-def test_hot_swap_without_failed_requests(server: Server, reg: Registry) -> None:
+def test_hot_swap_without_failed_requests(server: RunningService, reg: Registry) -> None:
     body = {"records": _records(reg, 2)}
     seen: list[tuple[int, str | None]] = []
     stop = threading.Event()
@@ -477,7 +482,7 @@ def test_hot_swap_without_failed_requests(server: Server, reg: Registry) -> None
     assert set(versions[first_new:]) == {"2"}  # no flapping back
 
 
-def test_registry_outage_while_serving(server: Server, reg: Registry) -> None:
+def test_registry_outage_while_serving(server: RunningService, reg: Registry) -> None:
     _serving_v2(server, reg)
     db = reg.home / "mlflow.db"
     backup = reg.home / "mlflow.db.bak"
@@ -497,7 +502,7 @@ def test_registry_outage_while_serving(server: Server, reg: Registry) -> None:
 
 
 def test_canary_rollout_answers_some_requests_with_the_challenger(
-    server: Server, reg: Registry
+    server: RunningService, reg: Registry
 ) -> None:
     _serving_v2(server, reg)
     registry.start_rollout(
@@ -515,7 +520,7 @@ def test_canary_rollout_answers_some_requests_with_the_challenger(
     assert _reload(server)["challenger_version"] is None
 
 
-def test_shadow_rollout_scores_off_the_response_path(server: Server, reg: Registry) -> None:
+def test_shadow_rollout_scores_off_the_response_path(server: RunningService, reg: Registry) -> None:
     _serving_v2(server, reg)
     registry.start_rollout(reg.client, MODEL, mode="shadow", challenger_version="1", reason="test")
     try:
@@ -529,7 +534,7 @@ def test_shadow_rollout_scores_off_the_response_path(server: Server, reg: Regist
 
 
 def test_canary_challenger_that_cannot_load_leaves_the_champion_serving(
-    server: Server, reg: Registry, corrupt_version: str
+    server: RunningService, reg: Registry, corrupt_version: str
 ) -> None:
     _serving_v2(server, reg)
     registry.start_rollout(
@@ -550,21 +555,17 @@ def test_canary_challenger_that_cannot_load_leaves_the_champion_serving(
     assert _reload(server)["challenger_error"] is None
 
 
-def test_serving_log_survives_a_restart(server: Server, reg: Registry) -> None:
+def test_serving_log_survives_a_restart(server: RunningService, reg: Registry) -> None:
     from prefect_mlops.serving.log import COLUMNS, read_serving_log
 
     _serving_v2(server, reg)
     row = _records(reg, 1)[0]
     bad = [b"{", [], {"records": [row] * (MAX_ROWS + 1)}]  # logged like the good ones
     assert [_post(server, body).status_code for body in bad] == [400, 422, 413]
-    server.stop()  # flushes the log on shutdown
-    restarted = Server(reg.workdir, reg.env()).start()
-    try:
-        restarted.wait_ready()
+    stop_process(server.process)  # flushes the log on shutdown
+    with run_service(reg.env()) as restarted:
         after = _post(restarted, {"records": _records(reg, 2)}, reg)
         assert after.status_code == 200 and after.json()["model_version"] == "2"
-    finally:
-        restarted.stop()
     log = read_serving_log(reg.home / "serving_log")
     assert list(log.columns) == list(COLUMNS)
     served = log[log["variant"] != "shadow"]
@@ -576,6 +577,9 @@ def test_serving_log_survives_a_restart(server: Server, reg: Registry) -> None:
     shadow = log[log["variant"] == "shadow"]
     assert set(shadow["request_id"]) == set(reg.shadowed)
     assert set(shadow["model_version"]) <= {"1"} and (shadow["status"] == "ok").all()
+    for request_id in reg.refused_ids:  # the log says why the client's id was not used
+        (note,) = served.loc[served["request_id"] == request_id, "error"]
+        assert note.startswith("X-Request-ID refused: longer than 128 characters")
     first = ok.iloc[0]
     assert set(json.loads(first["features"])) >= {"tenure_months", "contract"}
     assert first["latency_ms"] > 0
@@ -586,20 +590,17 @@ def test_unreachable_registry_at_startup_exits_non_zero(
     reg: Registry, tmp_path: Path, where: str
 ) -> None:
     uri = (
-        f"http://127.0.0.1:{_free_port()}"
+        f"http://127.0.0.1:{free_port()}"
         if where == "http"
         else f"sqlite:///{tmp_path / 'missing-dir' / 'mlflow.db'}"
     )
-    srv = Server(tmp_path, reg.env(MLOPS_TRACKING_URI=uri)).start()
-    try:
-        assert srv.proc is not None
-        code = srv.proc.wait(timeout=120)
-    finally:
-        srv.stop()
-    out = srv.output()
-    assert code != 0
-    assert "prefect-mlops service cannot start" in out
-    assert MODEL in out
+    env = reg.env(MLOPS_TRACKING_URI=uri, MLOPS_REGISTRY_URI=uri)
+    with pytest.raises(ServiceStartError) as failure, run_service(env, startup_timeout=120):
+        pass
+    assert failure.value.returncode not in (None, 0)
+    first_line = str(failure.value).splitlines()[0]
+    assert "prefect-mlops service cannot start" in first_line
+    assert MODEL in first_line
 
 
 def test_model_that_cannot_load_stops_the_server_promptly(
@@ -608,9 +609,6 @@ def test_model_that_cannot_load_stops_the_server_promptly(
     """The registry check passes (metadata is intact), the worker fails to load the model and
     is not respawned, so `bentoml serve` exits 1 and run_service raises long before its
     deadline, with the service's reason first."""
-    from prefect_mlops.errors import ServiceStartError
-    from prefect_mlops.serving.process import run_service
-
     began = time.monotonic()
     with (
         pytest.raises(ServiceStartError) as failure,
@@ -650,18 +648,19 @@ def test_bentoml_client_serves_multiclass_and_regression(
     case: Case = request.getfixturevalue("cases")[name]
     rows = case.features.head(50)
     records = json.loads(rows.to_json(orient="records"))  # NaN → null
-    home = str(case.home)  # where the `cases` fixture trained them
     log_dir = str(reg.workdir / f"serving-log-{name}")  # the churn server's log stays churn's
-    env = reg.env(MLOPS_HOME=home, MLOPS_SERVE_MODEL_NAME=name, MLOPS_SERVING_LOG_DIR=log_dir)
-    srv = Server(reg.workdir, env).start()
-    try:
-        srv.wait_ready()
+    # case.home: where the `cases` fixture trained them.
+    env = reg.env(case.home, MLOPS_SERVE_MODEL_NAME=name, MLOPS_SERVING_LOG_DIR=log_dir)
+    with run_service(env) as srv:
         with bentoml.SyncHTTPClient(srv.url, token=TOKEN) as client:
             data = client.predict(records=records)
-    finally:
-        srv.stop()
+        # What json.dumps writes for a pandas frame: NaN for a missing value, text or number.
+        as_nan = _post(srv, json.dumps({"records": rows.to_dict("records")}))
     assert (data["model_name"], data["model_version"]) == (name, "1")
+    assert as_nan.status_code == 200, as_nan.text
+    assert as_nan.json()["predictions"] == data["predictions"]  # NaN is null
     if name == "plans":
+        assert "NaN" in json.dumps(rows.to_dict("records"))
         assert rows.isna().any().any()
         assert data["predictions"] == case.model.predict(rows).tolist()
         assert data["classes"] == ["basic", "plus", "premium"]

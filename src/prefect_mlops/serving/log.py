@@ -16,7 +16,8 @@ prediction      string (JSON)                the predicted value
 probabilities   string (JSON) or null        class probabilities (classifiers)
 latency_ms      float64                      whole-request latency
 status          string                       ``ok`` or the HTTP status code (``"422"``)
-error           string or null               the error message of a failed request
+error           string or null               the error message of a failed request, and/or
+                                             ``X-Request-ID refused: <reason>`` (any request)
 ==============  ===========================  ===============================================
 
 Files: ``<dir>/date=YYYY-MM-DD/part-<UTC timestamp>-<uuid>.parquet``, each written to a hidden
