@@ -95,7 +95,8 @@ def _timed(fn: Any) -> float:
 
 def _flow(path: Path, out: Path, chunk_size: int, **kwargs: Any) -> Any:
     from prefect_mlops.flows.scoring import run_batch_scoring
-    from prefect_mlops.scoring.batch import ScoringConfig, clear_model_cache
+    from prefect_mlops.scoring.config import ScoringConfig
+    from prefect_mlops.scoring.model import clear_model_cache
 
     clear_model_cache()  # the flow process loads the model afresh each run
     shutil.rmtree(out, ignore_errors=True)
@@ -136,7 +137,7 @@ def _dask_runs(path: Path, out: Path, chunk_size: int, workers: int) -> list[tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="Rows to score.")
-    from prefect_mlops.scoring.batch import ScoringConfig
+    from prefect_mlops.scoring.config import ScoringConfig
 
     default_chunk = ScoringConfig.model_fields["chunk_size"].default
     parser.add_argument(

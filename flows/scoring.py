@@ -2,14 +2,14 @@
 artifacts.
 
 On Prefect's default runner the scoring is one ``score-chunks`` task run in this process
-(``scoring.score_in_process``): the input is read chunk by chunk, nothing is staged on disk,
+(``scoring.runner.score_in_process``): the input is read chunk by chunk, nothing is staged on disk,
 each chunk is cut in ``parallelism`` row slices predicted by as many threads, and two chunks are
 in flight, so reading and writing overlap predicting. One task run, not one per chunk, keeps the
 Prefect API's per-task-run cost from growing with the chunk count; each chunk is still visible
 in the UI (a log line as it is written, a progress artifact, the chunk table at the end).
 
 On Dask (``DaskTaskRunner``) the flow streams the input into chunk files
-(``scoring.stage_chunks``, a generator, not a task run: a Prefect generator task keeps its
+(``scoring.staging.stage_chunks``, a generator, not a task run: a Prefect generator task keeps its
 task-run context set while the flow body runs between its yields) and submits each to
 ``score-chunk-file`` as soon as it is written, with a sliding window of twice the cluster's
 worker threads (each worker has its next chunk queued). A scored chunk's staged file is deleted
@@ -31,8 +31,17 @@ from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from prefect_mlops.scoring import batch as scoring
-from prefect_mlops.scoring.batch import ScoringConfig, ScoringSummary
+from prefect_mlops.scoring.config import ScoringConfig
+from prefect_mlops.scoring.model import ResolvedModel
+from prefect_mlops.scoring.output import ChunkResult, new_job_id
+from prefect_mlops.scoring.staging import (
+    ChunkFile,
+    remove_staged_chunk,
+    remove_staging,
+    stage_chunks,
+    staging_dir,
+)
+from prefect_mlops.scoring.summary import ScoringSummary, summarize, summary_markdown
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.scoring import resolve_model, score_chunk_file, score_chunks
 
@@ -51,7 +60,7 @@ def batch_scoring(config: ScoringConfig) -> ScoringSummary:
     logger = get_run_logger()
     settings = get_settings()
     tracking_uri, registry_uri = settings.resolved_tracking_uri, settings.resolved_registry_uri
-    job_id = config.job_id or str(flow_run.id or scoring.new_job_id())
+    job_id = config.job_id or str(flow_run.id or new_job_id())
     runner = _runner_name()
     if config.runner == "dask" and runner != "dask":
         logger.warning(
@@ -66,11 +75,11 @@ def batch_scoring(config: ScoringConfig) -> ScoringSummary:
     else:
         results, read_seconds = score_chunks(config, model, job_id)
     logger.info("scored %d rows in %d chunk(s)", sum(r.rows for r in results), len(results))
-    summary = scoring.summarize(
+    summary = summarize(
         config, model, job_id, read_seconds, results, time.perf_counter() - started, runner
     )
     create_markdown_artifact(
-        markdown=scoring.summary_markdown(summary),
+        markdown=summary_markdown(summary),
         key="batch-scoring-summary",
         description=f"Batch scoring with {model.model_uri}",
     )
@@ -91,9 +100,7 @@ def batch_scoring(config: ScoringConfig) -> ScoringSummary:
     return summary
 
 
-def _recorded(
-    chunks: Iterable[scoring.ChunkFile], into: list[scoring.ChunkFile]
-) -> Iterable[scoring.ChunkFile]:
+def _recorded(chunks: Iterable[ChunkFile], into: list[ChunkFile]) -> Iterable[ChunkFile]:
     """``chunks``, appending each to ``into`` as it goes by."""
     for chunk in chunks:
         into.append(chunk)
@@ -101,44 +108,44 @@ def _recorded(
 
 
 def _score_on_dask(
-    config: ScoringConfig, model: scoring.ResolvedModel, job_id: str
-) -> tuple[list[scoring.ChunkResult], float]:
+    config: ScoringConfig, model: ResolvedModel, job_id: str
+) -> tuple[list[ChunkResult], float]:
     """Stage the input into chunk files and score them on the Dask workers (:func:`_score_all`);
     the chunks scored and the seconds spent staging. The staging folder goes afterwards unless
     ``keep_staging``."""
-    staged: list[scoring.ChunkFile] = []
+    staged: list[ChunkFile] = []
     try:
         results = _score_all(
             config,
             model,
-            _recorded(scoring.stage_chunks(config, model.features, job_id), staged),
+            _recorded(stage_chunks(config, model.features, job_id), staged),
             job_id,
         )
     finally:
         if not config.keep_staging:
-            scoring.remove_staging(scoring.staging_dir(config.output_dir, job_id))
+            remove_staging(staging_dir(config.output_dir, job_id))
     return results, sum(c.seconds for c in staged)
 
 
 def _score_all(
     config: ScoringConfig,
-    model: scoring.ResolvedModel,
-    chunks: Iterable[scoring.ChunkFile],
+    model: ResolvedModel,
+    chunks: Iterable[ChunkFile],
     job_id: str,
-) -> list[scoring.ChunkResult]:
+) -> list[ChunkResult]:
     """Submit ``score_chunk_file`` for each chunk as soon as ``chunks`` yields it, with at most
     ``_dask_window()`` chunks in flight; when the window is full, wait for whichever chunk finishes
     first. A failed chunk raises once the chunks still in flight have finished."""
-    finished: queue.SimpleQueue[PrefectFuture[scoring.ChunkResult]] = queue.SimpleQueue()
-    in_flight: dict[PrefectFuture[scoring.ChunkResult], scoring.ChunkFile] = {}
-    results: list[scoring.ChunkResult] = []
+    finished: queue.SimpleQueue[PrefectFuture[ChunkResult]] = queue.SimpleQueue()
+    in_flight: dict[PrefectFuture[ChunkResult], ChunkFile] = {}
+    results: list[ChunkResult] = []
 
     def collect_one() -> None:
         future = finished.get()
         chunk = in_flight.pop(future)
         results.append(future.result())
         if not config.keep_staging:
-            scoring.remove_staged_chunk(chunk)
+            remove_staged_chunk(chunk)
 
     window = 0
     try:

@@ -25,7 +25,7 @@ _PUBLIC: dict[str, str] = {
     "TrainingConfig": "prefect_mlops.config",
     "DataSource": "prefect_mlops.config",
     "DeploymentConfig": "prefect_mlops.deployment.rollout",
-    "ScoringConfig": "prefect_mlops.scoring.batch",
+    "ScoringConfig": "prefect_mlops.scoring.config",
     # errors
     "MLOpsError": "prefect_mlops.errors",
     "ConfigError": "prefect_mlops.errors",
@@ -92,5 +92,5 @@ if TYPE_CHECKING:  # pragma: no cover - names for type checkers and IDEs
     from prefect_mlops.flows.deployment import model_deployment
     from prefect_mlops.flows.scoring import batch_scoring
     from prefect_mlops.flows.training import continuous_training, continuous_training_from_file
-    from prefect_mlops.scoring.batch import ScoringConfig
+    from prefect_mlops.scoring.config import ScoringConfig
     from prefect_mlops.settings import Settings, get_settings

@@ -172,7 +172,7 @@ def test_batch_scoring_matches_predict(
     """Row for row what the model predicts in-process, missing text included: from CSV, and
     from Parquet, whose text columns are read dictionary-encoded."""
     from prefect_mlops.flows.scoring import run_batch_scoring
-    from prefect_mlops.scoring.batch import ScoringConfig
+    from prefect_mlops.scoring.config import ScoringConfig
 
     case = cases[name]
     out = tmp_path / "out"

@@ -14,8 +14,11 @@ from helpers import churn_config, write_frame
 
 from prefect_mlops.data.demo import generate_churn
 from prefect_mlops.errors import DataIngestError, ScoringError
-from prefect_mlops.scoring import batch as scoring
-from prefect_mlops.scoring.batch import ScoringConfig
+from prefect_mlops.scoring import runner
+from prefect_mlops.scoring.chunks import ChunkTable
+from prefect_mlops.scoring.config import ScoringConfig
+from prefect_mlops.scoring.model import ResolvedModel, resolve_model
+from prefect_mlops.scoring.summary import SUMMARY_FILE
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -132,7 +135,7 @@ def test_default_runner_csv_in_chunks_matches_predict(trained: Trained, tmp_path
     assert scored["request_id"].iloc[700] == "job42-00001-0000000"
     assert scored["request_id"].iloc[-1].rsplit("-", 2) == ["job42", "00004", "0000199"]
     assert list(scored.columns[:3]) == ["customer_id", "request_id", "prediction"]
-    assert (out / scoring.SUMMARY_FILE).exists()
+    assert (out / SUMMARY_FILE).exists()
 
 
 def test_chunks_stream_through_a_bounded_window(
@@ -149,9 +152,9 @@ def test_chunks_stream_through_a_bounded_window(
     running: list[int] = [0, 0]  # now, most at once
     sliced: list[int] = []
     lock = threading.Lock()
-    read, predict, write = scoring.iter_scoring_tables, scoring.predict_table, scoring.write_part
+    read, predict, write = runner.iter_scoring_tables, runner.predict_table, runner.write_part
 
-    def recording_read(*args: Any, **kwargs: Any) -> Iterator[scoring.ChunkTable]:
+    def recording_read(*args: Any, **kwargs: Any) -> Iterator[ChunkTable]:
         for chunk in read(*args, **kwargs):
             with lock:
                 events.append(("read", chunk.index))
@@ -173,9 +176,9 @@ def test_chunks_stream_through_a_bounded_window(
             events.append(("written", index))
         return write(scored, output_dir, index, started)
 
-    monkeypatch.setattr(scoring, "iter_scoring_tables", recording_read)
-    monkeypatch.setattr(scoring, "predict_table", recording_predict)
-    monkeypatch.setattr(scoring, "write_part", recording_write)
+    monkeypatch.setattr(runner, "iter_scoring_tables", recording_read)
+    monkeypatch.setattr(runner, "predict_table", recording_predict)
+    monkeypatch.setattr(runner, "write_part", recording_write)
     out = tmp_path / "out"
     summary = run_batch_scoring(_config(out, {"path": str(trained.parquet)}, chunk_size=300))
     _assert_matches(out, trained, trained.champion, "1")
@@ -379,78 +382,15 @@ def test_cli_score_and_bad_input(trained: Trained, tmp_path: Path) -> None:
     assert "x.csv" in bad.output and "error:" in bad.output
 
 
-# --------------------------------------------------------------------------- core, no Prefect
+# --------------------------------------------------------------------------- core, with a registry
 
 
-@pytest.mark.parametrize("kind", ["csv", "parquet"])
-def test_stream_never_holds_more_than_a_chunk(trained: Trained, kind: str) -> None:
-    path = trained.csv if kind == "csv" else trained.parquet
-    config = _config(Path("unused"), {"path": str(path)}, chunk_size=256)
-    sizes = [len(t) for t in scoring.iter_input_chunks(config, ["age", "tenure_months"])]
-    assert sum(sizes) == ROWS and max(sizes) == 256 and len(sizes) == -(-ROWS // 256)
-
-
-def test_stage_chunks_yields_each_chunk_once_written(trained: Trained, tmp_path: Path) -> None:
-    config = _config(tmp_path / "out", {"path": str(trained.parquet)}, chunk_size=1000)
-    feats = _features(trained.champion)
-    chunks = scoring.stage_chunks(config, feats, "j1")
-    first = next(chunks)
-    staging = scoring.staging_dir(config.output_dir, "j1")
-    # Only the first chunk is on disk when the caller gets it.
-    assert [p.name for p in staging.iterdir()] == ["chunk-00000.arrow"]
-    assert first.rows == 1000 and first.seconds >= 0
-    table = scoring.read_staged_chunk(first, [*feats, "customer_id"])
-    assert table["customer_id"].to_pylist() == trained.frame["customer_id"].head(1000).tolist()
-    rest = list(chunks)
-    assert [c.index for c in rest] == [1, 2] and sum(c.rows for c in rest) == ROWS - 1000
-    # A caller that stops early decides what happens to the chunks staged so far.
-    early = scoring.stage_chunks(config, feats, "j2")
-    next(early)
-    early.close()
-    assert [p.name for p in scoring.staging_dir(config.output_dir, "j2").iterdir()] == [
-        "chunk-00000.arrow"
-    ]
-    # A read error removes what was staged.
-    bad = tmp_path / "truncated.csv"
-    bad.write_text(trained.csv.read_text()[: len(trained.csv.read_text()) // 2] + '\n"unclosed')
-    failing = _config(tmp_path / "out2", {"path": str(bad)}, chunk_size=200)
-    with pytest.raises(DataIngestError, match="truncated"):
-        list(scoring.stage_chunks(failing, feats, "j3"))
-    assert not scoring.staging_dir(failing.output_dir, "j3").exists()
-
-
-def test_time_window_filters_staged_rows(trained: Trained, tmp_path: Path) -> None:
-    frame = trained.frame
-    stamps = pd.to_datetime(frame["event_ts"])
-    since = stamps.sort_values().iloc[len(frame) // 2]
-    data = {"path": str(trained.parquet), "timestamp_column": "event_ts", "since": str(since)}
-    config = _config(tmp_path / "out", data, chunk_size=500)
-    chunks = list(scoring.stage_chunks(config, _features(trained.champion), "w"))
-    assert sum(c.rows for c in chunks) == int((stamps >= since).sum())
-    assert [c.index for c in chunks] == list(range(len(chunks)))
-
-
-def test_score_chunk_is_deterministic(trained: Trained) -> None:
-    chunk = trained.frame.head(50)
-    feats = _features(trained.champion)
-    one = scoring.score_chunk(trained.champion, chunk, feats, MODEL, "1", 3, job_id="j")
-    two = scoring.score_chunk(trained.champion, chunk, feats, MODEL, "1", 3, job_id="j")
-    pd.testing.assert_frame_equal(one, two)
-    assert one["request_id"].iloc[7] == "j-00003-0000007"
-    with pytest.raises(ScoringError, match="age"):
-        scoring.score_chunk(
-            trained.champion, chunk.drop(columns=["age"]), feats, MODEL, "1", 0, job_id="j"
-        )
-
-
-def _resolved(trained: Trained, version: str = "1") -> scoring.ResolvedModel:
+def _resolved(trained: Trained, version: str = "1") -> ResolvedModel:
     from prefect_mlops.settings import get_settings
 
     settings = get_settings()
     config = _config(Path("unused"), {"path": "x.csv"}, version=version)
-    return scoring.resolve_model(
-        config, settings.resolved_tracking_uri, settings.resolved_registry_uri
-    )
+    return resolve_model(config, settings.resolved_tracking_uri, settings.resolved_registry_uri)
 
 
 @pytest.mark.parametrize("parallelism", [1, 2, 3])
@@ -470,7 +410,7 @@ def test_score_in_process_slices_match_predict(
         include_probabilities=True,
     )
     reported: list[int] = []
-    results, read_seconds = scoring.score_in_process(
+    results, read_seconds = runner.score_in_process(
         config, model, "core", on_chunk=lambda r: reported.append(r.index)
     )
     assert [r.index for r in results] == reported == [0, 1, 2]
@@ -479,98 +419,6 @@ def test_score_in_process_slices_match_predict(
     expected = trained.champion.predict_proba(trained.frame[_features(trained.champion)])
     assert abs(scored["proba_1"].to_numpy() - expected[:, 1]).max() < 1e-12
     assert scored["request_id"].iloc[1100] == "core-00001-0000000"
-
-
-def test_features_frame_is_what_training_reads() -> None:
-    """Text (plain, dictionary-encoded, chunked, all missing) becomes object columns of str
-    with NaN for missing, as read_table gives training; other columns convert as to_pandas
-    does; None is left only where a non-text object column has nulls."""
-    import numpy as np
-    import pyarrow as pa
-
-    from prefect_mlops.data.sources import normalize_missing
-
-    text = ["a", None, "b", "a", None]
-    table = pa.table(
-        {
-            "plain": pa.array(text),
-            "dictionary": pa.array(text).dictionary_encode(),
-            "large": pa.array(text, pa.large_string()),
-            "chunked": pa.chunked_array([text[:2], text[2:]]),
-            "empty": pa.array([None] * 5, pa.string()),
-            "number": pa.array([1, None, 3, 4, 5]),
-            "flag": pa.array([True, False, True, False, True]),
-        }
-    )
-    frame, may_have_missing = scoring.features_frame(table)
-    # A dictionary column of the source stays categorical, as pandas reads it.
-    assert isinstance(frame["dictionary"].dtype, pd.CategoricalDtype)
-    pd.testing.assert_frame_equal(frame, normalize_missing(table.to_pandas()))
-    assert not may_have_missing
-    # One the reader encoded (named in the schema) is text again, as a plain read gives it.
-    marked = table.replace_schema_metadata({scoring.READ_AS_DICTIONARY: '["dictionary"]'})
-    frame = scoring.features_frame(marked)[0]
-    decoded = table.set_column(1, "dictionary", pa.array(text))
-    pd.testing.assert_frame_equal(frame, normalize_missing(decoded.to_pandas()))
-    for column in ("plain", "dictionary", "large", "chunked"):
-        values = frame[column].tolist()
-        assert frame[column].dtype == object and values[0] == "a", column
-        assert all(isinstance(v, float) and np.isnan(v) for v in values[1::3]), column
-    assert frame["empty"].dtype == object and all(np.isnan(v) for v in frame["empty"])
-    with_none = pa.table({"flag": pa.array([True, None, False])})
-    assert scoring.features_frame(with_none)[1]
-    assert scoring.features_frame(pa.table({"t": pa.array([], pa.string())}))[0].shape == (0, 1)
-
-
-def test_parquet_text_is_read_as_dictionary_and_given_back_as_text(tmp_path: Path) -> None:
-    """Plain text features come dictionary-encoded from the reader, named in the schema, and
-    features_frame gives them back as text; a categorical column of the file stays categorical
-    (what pandas, and so training, reads); the id column keeps its plain type."""
-    import pyarrow as pa
-
-    from prefect_mlops.config import DataSource
-    from prefect_mlops.data.sources import read_table
-
-    frame = pd.DataFrame(
-        {
-            "key": ["k1", "k2", "k3"],
-            "city": ["x", None, "y"],
-            "tier": pd.Categorical(["a", "b", None]),
-            "n": [1.0, None, 3.0],
-        }
-    )
-    path = tmp_path / "in.parquet"
-    frame.to_parquet(path, index=False)
-    config = ScoringConfig(
-        model_name="m", data={"path": str(path)}, output_dir=str(tmp_path), id_column="key"
-    )
-    (table,) = scoring.iter_input_chunks(config, ["city", "tier", "n"])
-    assert pa.types.is_dictionary(table.schema.field("city").type)
-    assert pa.types.is_string(table.schema.field("key").type)
-    got, _ = scoring.features_frame(table.select(["city", "tier", "n"]))
-    trained_on = read_table(DataSource(path=str(path)))  # what training reads
-    pd.testing.assert_frame_equal(got, trained_on[["city", "tier", "n"]])
-    assert got["city"].dtype == object and isinstance(got["tier"].dtype, pd.CategoricalDtype)
-
-
-def test_request_ids_are_zero_padded_row_numbers() -> None:
-    ids = scoring.request_ids("job", 12, 3)
-    assert ids.to_pylist() == ["job-00012-0000000", "job-00012-0000001", "job-00012-0000002"]
-    assert scoring.request_ids("job", 0, 0).to_pylist() == []
-    # Past 10**7 rows the row number takes the digits it needs, as f"{row:07d}" does.
-    tail = scoring.request_ids("j", 1, 10**7 + 2).slice(10**7 - 1).to_pylist()
-    assert tail == ["j-00001-9999999", "j-00001-10000000", "j-00001-10000001"]
-
-
-def test_row_slices_cover_the_table_in_order() -> None:
-    import pyarrow as pa
-
-    table = pa.table({"x": list(range(10))})
-    parts = scoring.row_slices(table, 3)
-    assert [p.num_rows for p in parts] == [3, 3, 4]
-    assert pa.concat_tables(parts).equals(table)
-    assert [p.num_rows for p in scoring.row_slices(table.slice(0, 2), 4)] == [1, 1]
-    assert scoring.row_slices(table.slice(0, 0), 2)[0].num_rows == 0
 
 
 def test_score_in_process_bad_input_leaves_output_untouched(
@@ -587,12 +435,12 @@ def test_score_in_process_bad_input_leaves_output_untouched(
     bad = write_frame(trained.frame.drop(columns=["age"]), tmp_path / "bad.parquet")
     config = _config(out, {"path": str(bad)}, overwrite=True)
     with pytest.raises(ScoringError, match="age"):
-        scoring.score_in_process(config, model, "bad")
+        runner.score_in_process(config, model, "bad")
     assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet"]
     assert old.read_bytes() == b"old"
     empty = write_frame(trained.frame.head(0), tmp_path / "empty.parquet")
     with pytest.raises(DataIngestError, match="no rows"):
-        scoring.score_in_process(_config(out, {"path": str(empty)}, overwrite=True), model, "e")
+        runner.score_in_process(_config(out, {"path": str(empty)}, overwrite=True), model, "e")
 
 
 def test_prefect_yaml_deployment_parameters_validate() -> None:

@@ -1,16 +1,31 @@
 """Data sources: read a table (CSV, Parquet or SQL) with its timestamp column and time window.
 
-:func:`read_table` reads a :class:`~prefect_mlops.config.DataSource`, parses its timestamp
-column and applies its since/until window; every failure is a ``DataIngestError`` naming the
-file (or the SQL URL without its password), the column and the fix.
+One reader (``_stream``) reads a :class:`~prefect_mlops.config.DataSource` whole or in chunks,
+checks its columns, parses its timestamp column and applies its since/until window; two entry
+points are built on it:
+
+* :func:`read_table` — the whole table as one pandas frame (training, labels, scaffolding);
+* :func:`iter_tables` — Arrow tables of bounded size (batch scoring), Parquet text columns
+  optionally read dictionary-encoded and named in the schema (:func:`read_as_dictionary`).
+
+Every failure is a ``DataIngestError`` naming the file (or the SQL URL without its password),
+the column and the fix.
+
+Over 500 lines on purpose: the formats, the file checks, the error wording, the timestamp
+parsing and the time window are one reader's steps; kept in one module, training and scoring
+cannot drift apart again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import warnings
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, cast
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -18,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from prefect_mlops.config import DataSource
-from prefect_mlops.errors import DataIngestError, first_line
+from prefect_mlops.errors import DataIngestError, MLOpsError, first_line
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -74,70 +89,6 @@ def resolve_format(path: str, declared: str = "auto") -> str:
     )
 
 
-def _read_file(source: DataSource, allow_empty: bool = False) -> pd.DataFrame:
-    """Read the CSV or Parquet file of ``source``; raise DataIngestError naming the file."""
-    path = source.path or ""
-    fmt = resolve_format(path, source.format)
-    target: str | Path = path
-    if not is_remote_uri(path):
-        local = local_path(path)
-        if not local.exists():
-            raise DataIngestError(
-                f"data file {path} does not exist; check data.path (relative paths resolve "
-                f"against the config file's folder)"
-            )
-        if local.is_file() and local.stat().st_size == 0:
-            raise DataIngestError(f"data file {path} is empty (0 bytes): it has no rows")
-        if local.is_dir() and fmt == "csv":
-            raise DataIngestError(f"data file {path} is a folder, not a CSV file")
-        target = local
-    try:
-        if fmt == "csv":
-            sep = "\t" if ".tsv" in [s.lower() for s in Path(str(target)).suffixes] else ","
-            df = pd.read_csv(target, sep=sep, low_memory=False)
-        else:
-            df = pd.read_parquet(target)
-    except pd.errors.EmptyDataError as exc:
-        raise DataIngestError(f"data file {path} has no rows (and no header)") from exc
-    except READ_ERRORS as exc:
-        kind = "CSV" if fmt == "csv" else "Parquet"
-        raise DataIngestError(
-            f"data file {path} is not a readable {kind} file: {first_line(exc)}; check the "
-            f"file, or set data.format if it is not {kind}"
-        ) from exc
-    if df.empty and not allow_empty:
-        raise DataIngestError(f"data file {path} has no rows (columns: {list(df.columns)})")
-    return df
-
-
-def _read_sql(source: DataSource, allow_empty: bool = False) -> pd.DataFrame:
-    """Run the query of ``source``; raise DataIngestError naming the URL without password."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    where = source.describe()
-    try:
-        engine = create_engine(source.sql_url or "")
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise DataIngestError(
-            f"cannot connect to {where}: {first_line(exc)}; check data.sql_url and that the "
-            f"database driver is installed"
-        ) from exc
-    try:
-        with engine.connect() as conn:
-            df = pd.read_sql_query(text(source.query or ""), conn)
-    except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
-        cause = getattr(exc, "orig", None) or exc
-        raise DataIngestError(
-            f"SQL query failed on {where}: {type(cause).__name__}: {first_line(cause)}"
-        ) from exc
-    finally:
-        engine.dispose()
-    if df.empty and not allow_empty:
-        raise DataIngestError(f"SQL query on {where} has no rows (returned 0 rows)")
-    return df
-
-
 def parse_timestamps(series: pd.Series, column: str, where: str) -> pd.Series:
     """Return ``series`` as datetimes (unchanged when it already is).
 
@@ -186,6 +137,34 @@ def as_time_bound(bound: datetime | pd.Timestamp, tz: Any) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts
 
 
+def window_mask(values: pd.Series, since: datetime | None, until: datetime | None) -> np.ndarray:
+    """Which of the datetimes ``values`` fall in ``[since, until)`` (a bool array).
+
+    Either bound may be None (no limit). Naive and time-zone-aware values are compared by
+    taking naive ones as UTC; a missing timestamp is outside any window.
+    """
+    tz = getattr(values.dtype, "tz", None)
+    mask = values.notna()
+    if since is not None:
+        mask &= values >= as_time_bound(since, tz)
+    if until is not None:
+        mask &= values < as_time_bound(until, tz)
+    return mask.to_numpy(dtype=bool)
+
+
+def _no_rows_in_window(
+    where: str,
+    column: str,
+    since: datetime | None,
+    until: datetime | None,
+    span: tuple[Any, Any],
+) -> DataIngestError:
+    return DataIngestError(
+        f"no rows of {where} have {column!r} in [since={since}, until={until}); "
+        f"the column spans {span[0]} .. {span[1]}; widen data.since/data.until"
+    )
+
+
 def apply_time_filter(
     df: pd.DataFrame,
     column: str,
@@ -213,17 +192,9 @@ def apply_time_filter(
             f"timestamp column {column!r} in {where} has dtype {values.dtype}, not datetime; "
             f"parse it first (parse_timestamps)"
         )
-    tz = getattr(values.dtype, "tz", None)
-    mask = values.notna()
-    if since is not None:
-        mask &= values >= as_time_bound(since, tz)
-    if until is not None:
-        mask &= values < as_time_bound(until, tz)
+    mask = window_mask(values, since, until)
     if not mask.any():
-        raise DataIngestError(
-            f"no rows of {where} have {column!r} in [since={since}, until={until}); "
-            f"the column spans {values.min()} .. {values.max()}; widen data.since/data.until"
-        )
+        raise _no_rows_in_window(where, column, since, until, (values.min(), values.max()))
     return df.loc[mask].reset_index(drop=True)
 
 
@@ -240,6 +211,33 @@ def normalize_missing(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+# --------------------------------------------------------------------------- the one reader
+
+# A chunk as a reader produces it: pandas for CSV and SQL (their type inference), Arrow for
+# Parquet read in chunks; converted to the kind the caller asked for.
+Chunk: TypeAlias = pd.DataFrame | pa.Table
+
+# Schema metadata naming the plain text columns read dictionary-encoded (a JSON list).
+READ_AS_DICTIONARY = b"prefect_mlops.read_as_dictionary"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one read goes: whole or in chunks, which columns, which kind of chunk."""
+
+    chunk_size: int | None = None  # None: the whole table as one chunk
+    columns: tuple[str, ...] | None = None  # None: every column
+    arrow: bool = False
+    dictionary_columns: frozenset[str] = frozenset()
+    check_header: Callable[[list[str]], None] | None = None
+    allow_empty: bool = False
+
+
+def describe_source(source: DataSource) -> str:
+    """``data file <path>``, or the SQL URL (without password) and query: how errors name it."""
+    return f"data file {source.path}" if source.path else source.describe()
+
+
 def read_table(source: DataSource, *, allow_empty: bool = False) -> pd.DataFrame:
     """Read the table ``source`` describes.
 
@@ -250,16 +248,360 @@ def read_table(source: DataSource, *, allow_empty: bool = False) -> pd.DataFrame
     that leaves no rows. With ``allow_empty`` a file or query with a header but no rows gives
     an empty frame instead (a table that fills over time, such as late labels).
     """
-    df = _read_sql(source, allow_empty) if source.sql_url else _read_file(source, allow_empty)
-    normalize_missing(df)
-    where = f"data file {source.path}" if source.path else source.describe()
-    column = source.timestamp_column
-    if column:
-        if column not in df.columns:
+    (frame,) = list(_stream(source, _Plan(allow_empty=allow_empty)))  # the whole table: one chunk
+    return cast(pd.DataFrame, frame)
+
+
+def iter_tables(
+    source: DataSource,
+    *,
+    chunk_size: int,
+    columns: Sequence[str] | None = None,
+    check_header: Callable[[list[str]], None] | None = None,
+    dictionary_columns: Collection[str] = (),
+) -> Iterator[pa.Table]:
+    """Stream ``source`` as Arrow tables of at most ``chunk_size`` rows, the time window applied.
+
+    Reads ``columns`` (all when None) and, for a since/until window, the timestamp column,
+    which keeps the values as read (it is parsed only to filter; a chunk may be left with no
+    rows). Parquet stays in Arrow (``iter_batches``); CSV and SQL chunks are read by pandas
+    (its type inference) and converted. Plain text Parquet columns among
+    ``dictionary_columns`` are read dictionary-encoded and named in the schema's
+    ``READ_AS_DICTIONARY`` metadata (:func:`read_as_dictionary`). ``check_header`` sees the
+    column names before any row is yielded (from the Parquet schema or CSV header; the first
+    SQL chunk). Local files only.
+
+    Raises DataIngestError like :func:`read_table` (an input with no rows, or none in the
+    window, after the last chunk), and whatever ``check_header`` raises.
+    """
+    plan = _Plan(
+        chunk_size=chunk_size,
+        columns=None if columns is None else tuple(columns),
+        arrow=True,
+        dictionary_columns=frozenset(dictionary_columns),
+        check_header=check_header,
+    )
+    return cast(Iterator[pa.Table], _stream(source, plan))
+
+
+def read_as_dictionary(table: pa.Table) -> set[str]:
+    """The columns of ``table`` that were plain text in the source and that the reader
+    dictionary-encoded (:func:`iter_tables`' ``dictionary_columns``)."""
+    return set(json.loads((table.schema.metadata or {}).get(READ_AS_DICTIONARY, b"[]")))
+
+
+def mark_read_as_dictionary(table: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """``table`` with ``columns`` named as read dictionary-encoded (:func:`read_as_dictionary`)."""
+    if not columns:
+        return table
+    metadata = {**(table.schema.metadata or {}), READ_AS_DICTIONARY: json.dumps(list(columns))}
+    return table.replace_schema_metadata(metadata)
+
+
+def is_text_type(dtype: pa.DataType) -> bool:
+    """Whether an Arrow type is plain text: string, large or view string (not a dictionary)."""
+    return bool(
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_string_view(dtype)
+    )
+
+
+def known_row_count(source: DataSource) -> int | None:
+    """Rows a read of ``source`` gives when known before reading (a local Parquet file without
+    a time window: its footer says), else None (CSV, SQL, a time window, an unreadable file:
+    the read itself names the problem)."""
+    import pyarrow.parquet as pq
+
+    if source.sql_url or _has_window(source):
+        return None
+    try:
+        fmt = resolve_format(source.path or "", source.format)
+        if fmt != "parquet":
+            return None
+        return int(pq.ParquetFile(_checked_target(source, fmt, local_only=True)).metadata.num_rows)
+    except (MLOpsError, *READ_ERRORS):
+        return None
+
+
+def _stream(source: DataSource, plan: _Plan) -> Iterator[Chunk]:
+    """The one reader: chunks of ``source`` as ``plan`` says, checked, the time window applied.
+
+    Per chunk: the no-rows check (a first chunk with no rows), the header checks (once), the
+    column selection, the conversion to pandas or Arrow, missing text as NaN (pandas), the
+    timestamp column parsed and the window applied. At the end: no rows at all, or none in
+    the window, raise (so a whole-table read raises as soon as it is read).
+    """
+    where = describe_source(source)
+    timestamp = _timestamp_column(source, plan)
+    wanted = None if plan.columns is None else list(plan.columns)
+    if wanted is not None and timestamp and timestamp not in wanted:
+        wanted.append(timestamp)
+    header, chunks = _open(source, plan, wanted)
+    if header is not None:
+        _check_header(header, plan, wanted, timestamp, where)
+    rows = kept = 0
+    spans: list[tuple[Any, Any]] = []
+    for raw in chunks:
+        if not rows and not len(raw) and not plan.allow_empty:
+            raise _no_rows(source, where, _names(raw))
+        if header is None:
+            header = _names(raw)
+            _check_header(header, plan, wanted, timestamp, where)
+        rows += len(raw)
+        chunk = _as_kind(_select(raw, wanted), plan.arrow, where)
+        if isinstance(chunk, pd.DataFrame):
+            normalize_missing(chunk)
+        if timestamp:
+            chunk, span = _apply_window(chunk, source, timestamp, where)
+            spans.append(span)
+        kept += len(chunk)
+        yield chunk
+    if not rows and not plan.allow_empty:
+        raise _no_rows(source, where, header or [])
+    if timestamp and _has_window(source) and not kept:
+        raise _no_rows_in_window(where, timestamp, source.since, source.until, _span(spans))
+
+
+def _timestamp_column(source: DataSource, plan: _Plan) -> str | None:
+    """The timestamp column a read parses: whenever one is named for a pandas read (the frame
+    carries it parsed); for an Arrow read only when a since/until window needs it."""
+    if source.timestamp_column and (not plan.arrow or _has_window(source)):
+        return source.timestamp_column
+    return None
+
+
+def _has_window(source: DataSource) -> bool:
+    """Whether a since/until window filters the rows (it needs a timestamp column)."""
+    return bool(source.timestamp_column) and (source.since is not None or source.until is not None)
+
+
+def _check_header(
+    names: list[str], plan: _Plan, wanted: list[str] | None, timestamp: str | None, where: str
+) -> None:
+    """The caller's check, then the timestamp column and the columns asked for."""
+    if plan.check_header is not None:
+        plan.check_header(names)
+    if timestamp and timestamp not in names:
+        raise DataIngestError(
+            f"timestamp column {timestamp!r} is not in {where}; columns are {names}; "
+            f"fix data.timestamp_column"
+        )
+    missing = [c for c in wanted or [] if c not in names]
+    if missing:
+        raise DataIngestError(f"{where} lacks the column(s) {missing}; columns are {names}")
+
+
+def _names(chunk: Chunk) -> list[str]:
+    return (
+        [str(c) for c in chunk.columns] if isinstance(chunk, pd.DataFrame) else chunk.column_names
+    )
+
+
+def _select(chunk: Chunk, columns: list[str] | None) -> Chunk:
+    if columns is None or _names(chunk) == columns:
+        return chunk
+    return chunk[columns] if isinstance(chunk, pd.DataFrame) else chunk.select(columns)
+
+
+def _as_kind(chunk: Chunk, arrow: bool, where: str) -> Chunk:
+    """``chunk`` as an Arrow table (``arrow``) or a pandas frame."""
+    if not arrow:
+        return chunk if isinstance(chunk, pd.DataFrame) else chunk.to_pandas()
+    if isinstance(chunk, pa.Table):
+        return chunk
+    try:
+        return pa.Table.from_pandas(chunk, preserve_index=False)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise DataIngestError(
+            f"{where} cannot be read in chunks: {first_line(exc)}; give each column values of "
+            f"one type"
+        ) from exc
+
+
+def _apply_window(
+    chunk: Chunk, source: DataSource, column: str, where: str
+) -> tuple[Chunk, tuple[Any, Any]]:
+    """``chunk`` with the rows in ``[since, until)`` (all when no bound is set), and the span
+    of its timestamps. A pandas chunk carries the column parsed; an Arrow one as read."""
+    if isinstance(chunk, pd.DataFrame):
+        values = chunk[column] = parse_timestamps(chunk[column], column, where)
+    else:
+        values = parse_timestamps(chunk.column(column).to_pandas(), column, where)
+    span = (values.min(), values.max())
+    if not _has_window(source):
+        return chunk, span
+    mask = window_mask(values, source.since, source.until)
+    if isinstance(chunk, pd.DataFrame):
+        return chunk.loc[mask].reset_index(drop=True), span
+    return chunk.filter(pa.array(mask)), span
+
+
+def _span(spans: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    """The span of the timestamps over all chunks (NaT when none has one)."""
+    lows = [low for low, _ in spans if pd.notna(low)]
+    highs = [high for _, high in spans if pd.notna(high)]
+    if not lows:
+        return pd.NaT, pd.NaT
+    try:
+        return min(lows), max(highs)
+    except TypeError:  # chunks parsed apart: naive in one, time-zone-aware in another
+        return lows[0], highs[-1]
+
+
+def _no_rows(source: DataSource, where: str, columns: list[str]) -> DataIngestError:
+    if source.sql_url:
+        return DataIngestError(f"SQL query on {where} has no rows (returned 0 rows)")
+    return DataIngestError(f"{where} has no rows (columns: {columns})")
+
+
+# --------------------------------------------------------------------------- opening a source
+
+
+def _open(
+    source: DataSource, plan: _Plan, columns: list[str] | None
+) -> tuple[list[str] | None, Iterator[Chunk]]:
+    """The column names when known before reading rows (None: from the first chunk), and the
+    raw chunks of ``source``. Read errors become DataIngestError naming the file or query."""
+    if source.sql_url:
+        return None, _sql_chunks(source, plan.chunk_size)
+    path = source.path or ""
+    fmt = resolve_format(path, source.format)
+    target = _checked_target(source, fmt, local_only=plan.chunk_size is not None)
+    if plan.chunk_size is None:
+        return None, _whole_file(target, path, fmt)
+    if fmt == "csv":
+        return _csv_chunks(target, path, plan.chunk_size, columns)
+    return _parquet_chunks(target, path, plan, columns)
+
+
+def _checked_target(source: DataSource, fmt: str, *, local_only: bool) -> str | Path:
+    """What to open for ``source``'s file: its local path, or a remote URI as it is (unless
+    ``local_only``: reading in chunks streams local files). Raises DataIngestError naming a
+    missing, empty (0 bytes) or remote-when-local-only file, or a folder given as CSV."""
+    path = source.path or ""
+    if is_remote_uri(path):
+        if local_only:
             raise DataIngestError(
-                f"timestamp column {column!r} is not in {where}; columns are "
-                f"{list(df.columns)}; fix data.timestamp_column"
+                f"data file {path}: reading in chunks streams local files only; copy it "
+                f"locally first"
             )
-        df[column] = parse_timestamps(df[column], column, where)
-        df = apply_time_filter(df, column, source.since, source.until, where=where)
-    return df
+        return path
+    local = local_path(path)
+    if not local.exists():
+        raise DataIngestError(
+            f"data file {path} does not exist; check data.path (relative paths resolve "
+            f"against the config file's folder)"
+        )
+    if local.is_file() and local.stat().st_size == 0:
+        raise DataIngestError(f"data file {path} is empty (0 bytes): it has no rows")
+    if local.is_dir() and fmt == "csv":
+        raise DataIngestError(f"data file {path} is a folder, not a CSV file")
+    return local
+
+
+@contextlib.contextmanager
+def _reading_file(path: str, fmt: str) -> Iterator[None]:
+    """Turn a reader's error into a DataIngestError naming the file and the fix."""
+    try:
+        yield
+    except pd.errors.EmptyDataError as exc:
+        raise DataIngestError(f"data file {path} has no rows (and no header)") from exc
+    except READ_ERRORS as exc:
+        kind = "CSV" if fmt == "csv" else "Parquet"
+        raise DataIngestError(
+            f"data file {path} is not a readable {kind} file: {first_line(exc)}; check the "
+            f"file, or set data.format if it is not {kind}"
+        ) from exc
+
+
+def _csv_sep(target: str | Path) -> str:
+    return "\t" if ".tsv" in [s.lower() for s in Path(str(target)).suffixes] else ","
+
+
+def _whole_file(target: str | Path, path: str, fmt: str) -> Iterator[Chunk]:
+    with _reading_file(path, fmt):
+        if fmt == "csv":
+            frame = pd.read_csv(target, sep=_csv_sep(target), low_memory=False)
+        else:
+            frame = pd.read_parquet(target)
+    yield frame
+
+
+def _csv_chunks(
+    target: str | Path, path: str, size: int, columns: list[str] | None
+) -> tuple[list[str], Iterator[Chunk]]:
+    sep = _csv_sep(target)
+    with _reading_file(path, "csv"):
+        header = [str(c) for c in pd.read_csv(target, sep=sep, nrows=0).columns]
+
+    def chunks() -> Iterator[Chunk]:
+        with (
+            _reading_file(path, "csv"),
+            pd.read_csv(target, sep=sep, usecols=columns, chunksize=size) as reader,
+        ):
+            yield from reader
+
+    return header, chunks()
+
+
+def _parquet_chunks(
+    target: str | Path, path: str, plan: _Plan, columns: list[str] | None
+) -> tuple[list[str], Iterator[Chunk]]:
+    import pyarrow.parquet as pq
+
+    with _reading_file(path, "parquet"):
+        schema = pq.read_schema(target)
+    # Plain text columns read dictionary-encoded (as Parquet writers store them) decode no
+    # string per row; the metadata names them, so a reader of the chunk can give them back as
+    # plain text.
+    text = [
+        c
+        for c in schema.names
+        if c in plan.dictionary_columns and is_text_type(schema.field(c).type)
+    ]
+
+    def chunks() -> Iterator[Chunk]:
+        with _reading_file(path, "parquet"):
+            batches = pq.ParquetFile(target, read_dictionary=text).iter_batches(
+                batch_size=plan.chunk_size or 1,
+                columns=columns,
+                # One thread: a chunked read overlaps its consumer's work, which keeps the
+                # cores busy already (Arrow's decoding threads cost more CPU than they save).
+                use_threads=False,
+            )
+            for batch in batches:
+                yield mark_read_as_dictionary(pa.Table.from_batches([batch]), text)
+
+    return schema.names, chunks()
+
+
+def _sql_chunks(source: DataSource, size: int | None) -> Iterator[Chunk]:
+    """The query's rows (in chunks of ``size`` rows, streamed by the driver, or all at once);
+    raise DataIngestError naming the URL without password."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    where = source.describe()
+    try:
+        engine = create_engine(source.sql_url or "")
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise DataIngestError(
+            f"cannot connect to {where}: {first_line(exc)}; check data.sql_url and that the "
+            f"database driver is installed"
+        ) from exc
+    try:
+        with engine.connect() as conn:
+            query = text(source.query or "")
+            if size is None:
+                yield pd.read_sql_query(query, conn)
+            else:
+                streaming = conn.execution_options(stream_results=True)
+                yield from pd.read_sql_query(query, streaming, chunksize=size)
+    except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise DataIngestError(
+            f"SQL query failed on {where}: {type(cause).__name__}: {first_line(cause)}"
+        ) from exc
+    finally:
+        engine.dispose()

@@ -1,4 +1,4 @@
-"""Tests of ingest (CSV, Parquet, SQL), time filters, digests and snapshots."""
+"""Tests of ingest (CSV, Parquet, SQL; whole and in chunks), time filters, digests and snapshots."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ from prefect_mlops.data.snapshots import (
 )
 from prefect_mlops.data.sources import (
     apply_time_filter,
+    iter_tables,
+    known_row_count,
     normalize_missing,
+    read_as_dictionary,
     read_table,
     resolve_format,
 )
@@ -310,6 +313,105 @@ def test_time_filter_needs_datetimes() -> None:
     df = pd.DataFrame({"ts": ["2025-01-01"]})
     with pytest.raises(DataIngestError, match=r"'ts'.*not datetime"):
         apply_time_filter(df, "ts", datetime(2024, 1, 1), None)
+
+
+# --------------------------------------------------------------------------- iter_tables
+
+
+def _sources(tmp_path: Path, frame: pd.DataFrame) -> list[DataSource]:
+    """``frame`` as a CSV file, a Parquet file and a SQLite query."""
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    engine = create_engine(url)
+    frame.to_sql("t", engine, index=False)
+    engine.dispose()
+    return [
+        DataSource(path=str(tmp_path / "t.csv")),
+        DataSource(path=str(tmp_path / "t.parquet")),
+        DataSource(sql_url=url, query="SELECT * FROM t ORDER BY n"),
+    ]
+
+
+def test_iter_tables_streams_chunks_of_the_columns_asked_for(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    for source in _sources(tmp_path, _frame()):
+        tables = list(iter_tables(source, chunk_size=3, columns=["n", "cat"]))
+        assert [t.num_rows for t in tables] == [3, 1], source.describe()
+        whole = pa.concat_tables(tables)
+        assert whole.column_names == ["n", "cat"]
+        assert whole["n"].to_pylist() == [1, 2, 3, 4]
+        assert whole["cat"].to_pylist() == ["red", None, "blue", "red"]
+
+
+def test_iter_tables_applies_the_window_like_read_table(tmp_path: Path) -> None:
+    window = {"timestamp_column": "ts", "since": datetime(2025, 1, 15, 12)}
+    for plain in _sources(tmp_path, _frame()):
+        source = plain.model_copy(update=window)
+        tables = list(iter_tables(source, chunk_size=2, columns=["id"]))
+        # The window column comes along (as read); a chunk may be left empty.
+        assert all(t.column_names == ["id", "ts"] for t in tables)
+        kept = [i for t in tables for i in t["id"].to_pylist()]
+        assert kept == read_table(source)["id"].tolist() == ["b", "c", "d"], source.describe()
+        late = plain.model_copy(update={**window, "since": datetime(2030, 1, 1)})
+        with pytest.raises(DataIngestError, match=r"no rows of .* have 'ts' .*widen"):
+            list(iter_tables(late, chunk_size=2, columns=["id"]))
+
+
+def test_iter_tables_checks_the_header_before_any_row(tmp_path: Path) -> None:
+    seen: list[list[str]] = []
+    for source in _sources(tmp_path, _frame()):
+        chunks = iter_tables(source, chunk_size=2, columns=["id"], check_header=seen.append)
+        next(chunks)
+        assert seen[-1] == list(_frame().columns)
+        missing = source.model_copy(update={"timestamp_column": "when", "until": datetime.now()})
+        with pytest.raises(DataIngestError, match=r"timestamp column 'when' is not in"):
+            next(iter_tables(missing, chunk_size=2, columns=["id"]))
+        with pytest.raises(DataIngestError, match=r"lacks the column\(s\) \['nope'\]"):
+            next(iter_tables(source, chunk_size=2, columns=["nope"]))
+
+
+def test_iter_tables_reads_parquet_text_dictionary_encoded_when_asked(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    parquet = _sources(tmp_path, _frame())[1]
+    (table,) = iter_tables(parquet, chunk_size=10, dictionary_columns=["cat", "n"])
+    assert pa.types.is_dictionary(table.schema.field("cat").type)
+    assert pa.types.is_string(table.schema.field("id").type)
+    assert read_as_dictionary(table) == {"cat"}  # n is no text: read as it is
+    (plain,) = iter_tables(parquet, chunk_size=10)
+    assert read_as_dictionary(plain) == set()
+
+
+def test_iter_tables_errors_name_the_source(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.parquet"
+    _frame().iloc[:0].to_parquet(empty, index=False)
+    header = tmp_path / "header.csv"
+    header.write_text("a,b\n")
+    for path in (empty, header):
+        with pytest.raises(DataIngestError, match=rf"{path.name} has no rows"):
+            list(iter_tables(DataSource(path=str(path)), chunk_size=5))
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(os.urandom(256))
+    with pytest.raises(DataIngestError, match=r"garbage\.parquet is not a readable Parquet"):
+        list(iter_tables(DataSource(path=str(garbage)), chunk_size=5))
+    with pytest.raises(DataIngestError, match=r"nope\.csv does not exist"):
+        list(iter_tables(DataSource(path=str(tmp_path / "nope.csv")), chunk_size=5))
+    with pytest.raises(DataIngestError, match="local files only"):
+        list(iter_tables(DataSource(path="s3://bucket/t.parquet"), chunk_size=5))
+    sql = DataSource(sql_url=f"sqlite:///{tmp_path / 'x.db'}", query="SELECT * FROM missing")
+    with pytest.raises(DataIngestError, match=r"SQL query failed on sqlite:///.*missing"):
+        list(iter_tables(sql, chunk_size=5))
+
+
+def test_known_row_count(tmp_path: Path) -> None:
+    csv, parquet, sql = _sources(tmp_path, _frame())
+    assert known_row_count(parquet) == 4
+    assert known_row_count(csv) is None and known_row_count(sql) is None
+    windowed = parquet.model_copy(update={"timestamp_column": "ts", "since": datetime(2025, 2, 1)})
+    assert known_row_count(windowed) is None
+    assert known_row_count(DataSource(path=str(tmp_path / "nope.parquet"))) is None
 
 
 # --------------------------------------------------------------------------- digests
