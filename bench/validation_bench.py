@@ -2,8 +2,8 @@
 
     python bench/validation_bench.py --data FILE.parquet --rounds 5 --out RESULT.json
 
-In one process: read the table, infer the suite the flow would infer
-(``prefect_mlops.data.validation.infer_suite`` over the features + target), then time
+In one process: read the table, take the suite the flow would take
+(``prefect_mlops.data.suites.choose_suite``: inferred from the data itself), then time
 ``prefect_mlops.data.validation.validate_frame(df, suite)`` against plain GX 1.x (an ephemeral
 context, a pandas data source, a whole-DataFrame batch, ``batch.validate(suite,
 result_format="BOOLEAN_ONLY")``) on the very same expectations. Each is warmed once; the rounds
@@ -23,8 +23,8 @@ from bench_common import bench_config
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from prefect_mlops.data.sources import read_table
-from prefect_mlops.data.validation import infer_suite, validate_frame
-from prefect_mlops.modeling.training import resolve_features
+from prefect_mlops.data.suites import choose_suite
+from prefect_mlops.data.validation import validate_frame
 
 
 def plain_gx(suite: dict):
@@ -54,13 +54,7 @@ def main() -> None:
 
     config = bench_config(args.data)
     df = read_table(config.data)
-    features = resolve_features(df, config)
-    suite = infer_suite(
-        df,
-        config.validation,
-        name=f"{config.model_name}-suite",
-        columns=[*features.columns, config.target],
-    )
+    suite = choose_suite(config, df, reference=None)
     batch_definition, gx_suite = plain_gx(suite)
     assert len(gx_suite.expectations) == len(suite["expectations"])
 

@@ -61,7 +61,7 @@ def failures_markdown(outcome: ValidationOutcome, source: str) -> str:
 
 
 def expectation_rows(outcome: ValidationOutcome) -> list[dict[str, str]]:
-    """One row per expectation of the suite, in suite order, for a Prefect table artifact:
+    """One row per expectation of the suite, failed ones first, for a Prefect table artifact:
     ``expectation``, ``column`` (``(table)`` for table-level ones), ``rule`` (its bounds in
     words), ``result`` (``pass`` / ``FAIL``) and ``details`` (why it failed, else empty)."""
     why = {(f.expectation_type, f.column): f.describe() for f in outcome.failures}
@@ -88,7 +88,7 @@ def expectation_rows(outcome: ValidationOutcome) -> list[dict[str, str]]:
                 "details": details,
             }
         )
-    return rows
+    return sorted(rows, key=lambda row: row["result"] != "FAIL")
 
 
 def expectation_rule(kwargs: dict[str, Any], meta: dict[str, Any]) -> str:

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from prefect_mlops.config import SplitConfig
-from prefect_mlops.data.splitting import SplitIndices, split_frame
+from prefect_mlops.data.snapshots import row_hashes
+from prefect_mlops.data.splitting import SplitIndices, split_frame, split_record
 from prefect_mlops.errors import ConfigError, DataValidationError
 
 
@@ -142,3 +143,76 @@ def test_part_smaller_than_the_class_count_falls_back_to_unstratified(
     assert split.sizes() == expected
     train, val, test = _as_sets(split)
     assert train | val | test == set(range(len(labels)))
+
+
+def _time_split(df: pd.DataFrame, **kwargs: object) -> SplitIndices:
+    return split_frame(
+        df,
+        SplitConfig(method="time", **kwargs),
+        target="label",
+        task="classification",
+        timestamp_column="ts",
+    )
+
+
+@pytest.mark.parametrize(
+    "make_split",
+    [
+        pytest.param(lambda df: _split(df), id="random-stratified"),
+        pytest.param(lambda df: _split(df, stratify=False), id="random-unstratified"),
+        pytest.param(lambda df: _split(df, task="regression"), id="random-regression"),
+        pytest.param(lambda df: _time_split(df), id="time"),
+        pytest.param(lambda df: _time_split(df, validation_size=0.0), id="time-no-validation"),
+    ],
+)
+def test_every_method_gives_disjoint_parts_that_cover_every_row(make_split) -> None:
+    df = _frame(503)
+    split = make_split(df)
+    parts = [split.train, split.validation, split.test]
+    # No position twice inside one part, none in two parts, and every row somewhere.
+    assert sum(len(p) for p in parts) == len(df)
+    assert len(np.unique(np.concatenate(parts))) == len(df)
+    assert set(np.concatenate(parts).tolist()) == set(range(len(df)))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"task": "regression"}, id="regression"),
+        pytest.param({"stratify": False}, id="stratify-off"),
+    ],
+)
+def test_unstratified_split_is_seeded(kwargs: dict[str, object]) -> None:
+    df = _frame()
+    first, again = _split(df, seed=7, **kwargs), _split(df, seed=7, **kwargs)
+    assert _as_sets(first) == _as_sets(again)
+    other = _split(df, seed=8, **kwargs)
+    assert _as_sets(other)[2] != _as_sets(first)[2]
+    assert _as_sets(other)[1] != _as_sets(first)[1]
+
+
+def test_fallback_after_a_failed_stratification_is_seeded() -> None:
+    df = _frame(200)
+    df.loc[17, "label"] = 2  # one row of a third class: stratifying is impossible
+    first, again = _split(df, seed=3), _split(df, seed=3)
+    assert _as_sets(first) == _as_sets(again)
+    assert _as_sets(_split(df, seed=4))[2] != _as_sets(first)[2]
+
+
+def test_split_record_names_each_rows_part_and_the_params() -> None:
+    df = _frame(10)
+    config = SplitConfig(test_size=0.2, validation_size=0.1, seed=5)
+    split = split_frame(df, config, target="label", task="regression")
+    record = split_record(df, split, config)
+    assert record.params == {
+        "split.method": "random",
+        "split.seed": 5,
+        "split.train_rows": 7,
+        "split.validation_rows": 1,
+        "split.test_rows": 2,
+    }
+    assert list(record.rows.columns) == ["row_hash", "split"]
+    assert record.rows["split"].iloc[split.test].eq("test").all()
+    assert record.rows["split"].iloc[split.validation].eq("validation").all()
+    assert record.rows["split"].iloc[split.train].eq("train").all()
+    assert record.rows["row_hash"].tolist() == row_hashes(df).tolist()

@@ -11,10 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefect_mlops.config import ValidationConfig
-from prefect_mlops.data.suites import infer_suite, load_suite
+from prefect_mlops.config import TrainingConfig, ValidationConfig
+from prefect_mlops.data.suites import choose_suite, infer_suite, load_suite, reference_snapshot
 from prefect_mlops.data.validation import ExpectationFailure, ValidationOutcome, validate_frame
-from prefect_mlops.data.validation_report import failures_markdown, raise_for_failures
+from prefect_mlops.data.validation_report import (
+    expectation_rows,
+    failures_markdown,
+    raise_for_failures,
+)
 from prefect_mlops.errors import ConfigError, DataValidationError
 
 N = 200
@@ -212,3 +216,74 @@ def test_unknown_expectation_type_is_config_error(reference: pd.DataFrame) -> No
 def test_describe_one_liners() -> None:
     failure = ExpectationFailure("expect_table_row_count_to_be_between", None, "0", "observed 0")
     assert failure.describe() == "table: expect_table_row_count_to_be_between failed — observed 0"
+
+
+def _training_config(**validation: object) -> TrainingConfig:
+    return TrainingConfig.model_validate(
+        {
+            "model_name": "churn",
+            "data": {"path": "unused.csv"},
+            "target": "senior",
+            "id_column": "customer_id",
+            "validation": validation,
+        }
+    )
+
+
+def test_choose_suite_infers_from_the_reference_without_the_id(reference: pd.DataFrame) -> None:
+    current = reference.head(5).copy()
+    suite = choose_suite(_training_config(), current, reference)
+    columns = {e["kwargs"].get("column") for e in suite["expectations"]} - {None}
+    assert columns == {"tenure", "monthly_charges", "payment_method", "senior", "signup"}
+    assert suite["meta"]["prefect_mlops"]["inferred_from_rows"] == N
+    # Without a reference the run's own data is the reference.
+    assert (
+        choose_suite(_training_config(), current, None)["meta"]["prefect_mlops"][
+            "inferred_from_rows"
+        ]
+        == 5
+    )
+
+
+def test_choose_suite_prefers_the_users_file(tmp_path, reference: pd.DataFrame) -> None:
+    path = tmp_path / "mine.json"
+    mine = {
+        "name": "mine",
+        "expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "tenure"}}],
+    }
+    path.write_text(json.dumps(mine))
+    suite = choose_suite(_training_config(suite_path=str(path)), reference, reference)
+    assert suite["name"] == "mine" and len(suite["expectations"]) == 1
+
+
+def test_reference_snapshot_by_setting(tmp_path) -> None:
+    existing = tmp_path / "snap.parquet"
+    existing.write_bytes(b"")
+    assert reference_snapshot(None, str(existing)) is None
+    assert reference_snapshot("champion", str(existing)) == str(existing)
+    assert reference_snapshot("champion", str(tmp_path / "gone.parquet")) is None
+    assert reference_snapshot("champion", None) is None
+    assert reference_snapshot("/data/ref.parquet", str(existing)) == "/data/ref.parquet"
+
+
+def test_expectation_rows_list_every_expectation(reference: pd.DataFrame, suite: dict) -> None:
+    frame = reference.drop(columns=["senior"])
+    frame.loc[frame.index[:100], "payment_method"] = "crypto"
+    outcome = validate_frame(frame, suite)
+    rows = expectation_rows(outcome)
+    assert len(rows) == outcome.evaluated == len(suite["expectations"])
+    failed = [r for r in rows if r["result"] == "FAIL"]
+    assert len(failed) == outcome.failed
+    assert rows[: len(failed)] == failed  # failures first
+    assert {r["column"] for r in failed} == {"senior", "payment_method"}
+    in_set = next(r for r in failed if r["column"] == "payment_method")
+    assert in_set["rule"] == "3 known values, mostly 99%"
+    assert "outside the known set" in in_set["details"]
+    table = next(r for r in rows if r["column"] == "(table)")
+    assert table == {
+        "expectation": "expect_table_row_count_to_be_between",
+        "column": "(table)",
+        "rule": "at least 1 row",
+        "result": "pass",
+        "details": "",
+    }

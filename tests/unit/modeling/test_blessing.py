@@ -13,6 +13,7 @@ from prefect_mlops.modeling.blessing import (
     bless_candidate,
     check_thresholds,
     default_thresholds,
+    metrics_rows,
 )
 from prefect_mlops.modeling.evaluation import EvaluationResult
 
@@ -222,3 +223,51 @@ def test_no_thresholds_blesses() -> None:
     assert isinstance(decision, BlessingDecision)
     assert decision.blessed
     assert decision.summary() == "blessed (no champion yet): no thresholds configured"
+
+
+# A champion value far from 1, where a relative and an absolute change differ (at 1.0 they
+# coincide): each case passes as a relative check and would flip as an absolute one.
+@pytest.mark.parametrize(
+    ("champion", "candidate", "bound", "blessed"),
+    [
+        # lower is better (rmse 40): 0.3 worse is 0.75 % worse, within a 1 % allowed loss ...
+        (reg(40.0), reg(40.3), -0.01, True),
+        # ... and 0.3 better is only 0.75 % better, short of a required 1 % gain.
+        (reg(40.0), reg(39.7), 0.01, False),
+        # higher is better (roc_auc 0.5): 0.004 worse is 0.8 % worse, beyond a 0.5 % allowance ...
+        (clf(0.5), clf(0.496), -0.005, False),
+        # ... and 0.008 better is 1.6 % better, past a required 1 % gain.
+        (clf(0.5), clf(0.508), 0.01, True),
+    ],
+    ids=["rmse-loss-allowed", "rmse-gain-too-small", "auc-loss-too-big", "auc-gain-enough"],
+)
+def test_relative_change_is_relative_to_the_champion(
+    champion: EvaluationResult, candidate: EvaluationResult, bound: float, blessed: bool
+) -> None:
+    metric = "rmse" if champion.task == "regression" else "roc_auc"
+    thresholds = [MetricThreshold(metric=metric, min_relative_improvement=bound)]
+    decision = bless_candidate(candidate, champion, thresholds)
+    assert decision.blessed is blessed, decision.summary()
+    (check,) = decision.checks
+    assert check.relative and check.bound == bound
+
+
+def test_metrics_rows_are_rounded_and_per_slice() -> None:
+    slices = {"contract=one-year": {"roc_auc": 0.812345678}}
+    candidate = clf(0.861234567, slices=slices)
+    champion = clf(0.85, slices={"contract=one-year": {"roc_auc": 0.8}})
+    rows = metrics_rows(candidate, champion)
+    overall = next(r for r in rows if r["slice"] == "(overall)" and r["metric"] == "roc_auc")
+    assert overall == {
+        "metric": "roc_auc",
+        "slice": "(overall)",
+        "rows": 200,
+        "candidate": 0.8612,
+        "champion": 0.85,
+        "change": 0.0112,
+    }
+    (one_year,) = [r for r in rows if r["slice"] == "contract=one-year"]
+    assert (one_year["candidate"], one_year["champion"], one_year["rows"]) == (0.8123, 0.8, 50)
+    assert len(rows) == 5  # four overall metrics, one slice metric
+    first_run = metrics_rows(candidate, None)
+    assert all(r["champion"] is None and r["change"] is None for r in first_run)
