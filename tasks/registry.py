@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.transactions import Transaction, get_transaction
 
@@ -24,11 +24,17 @@ from prefect_mlops.tasks.common import retry_transient
     cache_policy=NO_CACHE,
 )
 def log_model(run_id: str, model: Any, snapshot: SnapshotRef, feature_columns: list[str]) -> str:
-    """Log the fitted pipeline (signature, input example, requirements); returns its model URI."""
-    example = load_snapshot(snapshot.path).head(1000)[feature_columns]
-    return log_sklearn_model(run_id, model, example)
+    """Log the fitted pipeline (signature of the snapshot's feature columns, input example,
+    requirements) in run ``run_id``; returns its model URI."""
+    model_uri = log_sklearn_model(run_id, model, load_snapshot(snapshot.path), feature_columns)
+    get_run_logger().info(
+        "Logged the pipeline as %s (signature: %s input columns)", model_uri, len(feature_columns)
+    )
+    return model_uri
 
 
+# No retries on the registry writes: a write that landed but whose reply was lost would, retried,
+# register a second version; the transaction undoes a failed one instead.
 @task(name="register-model-version", cache_policy=NO_CACHE)
 def register_version(
     model_name: str,
@@ -41,10 +47,9 @@ def register_version(
 ) -> str:
     """Create the model version with its lineage tags and blessing decision; returns it."""
     client = registry.mlflow_client(get_settings())
-    txn = get_transaction()
-    if txn is not None:
-        txn.set("aliases_before", registry.snapshot_aliases(client, model_name))
-        txn.set("model_name", model_name)
+    _remember_for_rollback(
+        model_name=model_name, aliases_before=registry.snapshot_aliases(client, model_name)
+    )
     version = registry.create_version(
         client,
         model_name=model_name,
@@ -55,14 +60,30 @@ def register_version(
         reason=reason,
         run_link=run_link,
     )
-    if txn is not None:
-        txn.set("version", version)
+    _remember_for_rollback(version=version)
+    get_run_logger().info(
+        "Registered %s version %s from %s (%s)",
+        model_name,
+        version,
+        model_uri,
+        "blessed" if blessed else "not blessed",
+    )
     return version
+
+
+def _remember_for_rollback(**values: Any) -> None:
+    """Keep ``values`` in the enclosing transaction (if any) for ``_undo_registration``."""
+    txn = get_transaction()
+    if txn is None:
+        return
+    for key, value in values.items():
+        txn.set(key, value)
 
 
 @register_version.on_rollback
 def _undo_registration(txn: Transaction) -> None:
-    """Compensation: delete the new version and put the aliases back as they were."""
+    """Compensation: delete the new version and put the aliases back as they were. Raises
+    ModelRegistrationError naming what could not be undone (Prefect logs it)."""
     client = registry.mlflow_client(get_settings())
     registry.undo_registration(
         client,
@@ -76,8 +97,17 @@ def _undo_registration(txn: Transaction) -> None:
 def assign_aliases(
     model_name: str, version: str, blessed: bool, promote: bool, reason: str
 ) -> list[registry.AliasMove]:
-    """Blessed → ``challenger``; with ``promote`` → ``champion`` (previous one remembered)."""
+    """Blessed → ``challenger``; with ``promote`` → ``champion`` (previous one remembered).
+    Returns the moves."""
     client = registry.mlflow_client(get_settings())
-    return registry.assign_aliases(
+    moves = registry.assign_aliases(
         client, model_name, version, blessed=blessed, promote=promote, reason=reason
     )
+    get_run_logger().info(
+        "%s version %s: %s",
+        model_name,
+        version,
+        ", ".join(f"{m.alias} {m.from_version or '(none)'} → {m.to_version}" for m in moves)
+        or "no alias moved (not blessed)",
+    )
+    return moves

@@ -21,18 +21,23 @@ from prefect_mlops.registry import lineage
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Dataset as DatasetEntity
+    from mlflow.models import ModelSignature
 
     from prefect_mlops.data.snapshots import SnapshotRef
 
 # MLflow keeps a dataset digest in 36 characters; the full digest goes to a dataset tag.
 MLFLOW_DIGEST_CHARS = 32
 SCHEMA_SAMPLE_ROWS = 10_000
+SIGNATURE_SAMPLE_ROWS = 1000
 
 
 @contextmanager
 def quiet_mlflow_hints() -> Iterator[None]:
-    """Silence MLflow's advisory warnings that do not apply here: the integer-column hint (the
-    signature widens integer inputs; predictions are labels) and the ambiguous local source."""
+    """Silence MLflow's advisory warnings that do not apply here: the integer-column hint (it
+    warns that MLflow's pyfunc would refuse a missing value in an integer column; this package
+    serves and scores through scikit-learn, which takes it as a float, and predictions are
+    labels) and the ambiguous local source."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
         warnings.filterwarnings(
@@ -65,31 +70,53 @@ def start_training_run(
 def log_snapshot_input(
     run_id: str, df: pd.DataFrame, snapshot: SnapshotRef, *, target: str | None, context: str
 ) -> None:
-    """Log ``snapshot`` as an MLflow dataset input (source: snapshot file, digest: content hash)."""
+    """Log ``snapshot`` as an MLflow dataset input of ``run_id`` (source: the snapshot file,
+    digest: its content hash, profile: every row of ``df``, schema: its first rows)."""
     import mlflow
-    from mlflow.types.utils import _infer_schema
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     with quiet_mlflow_hints():
-        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+        entity = dataset_entity(
             df,
             source=snapshot.path,
             targets=target if target in df.columns else None,
             name=f"snapshot-{snapshot.digest[:12]}",
             digest=snapshot.digest[:MLFLOW_DIGEST_CHARS],
         )
-        # MLflow infers the dataset schema by checking every value of every text column in
-        # Python (~40 s for 1M rows); the dtypes are the same in a sample. ``schema`` is a
-        # cached property, so setting it first keeps the full profile (row count) exact.
-        dataset.__dict__["schema"] = _infer_schema(df.head(SCHEMA_SAMPLE_ROWS))
-    with active_run(run_id), quiet_mlflow_hints():
-        mlflow.log_input(
-            dataset,
-            context=context,
-            tags={
-                lineage.DATASET_DIGEST: snapshot.digest,
-                lineage.DATASET_SOURCE: snapshot.source[:500],
-            },
-        )
+    tags = {
+        MLFLOW_DATASET_CONTEXT: context,
+        lineage.DATASET_DIGEST: snapshot.digest,
+        lineage.DATASET_SOURCE: snapshot.source[:500],
+    }
+    mlflow.MlflowClient().log_inputs(
+        run_id,
+        datasets=[DatasetInput(entity, tags=[InputTag(key, value) for key, value in tags.items()])],
+    )
+
+
+def dataset_entity(
+    df: pd.DataFrame, *, source: str, targets: str | None, name: str, digest: str
+) -> DatasetEntity:
+    """The MLflow dataset record of ``df``: what ``mlflow.log_input`` logs for
+    ``mlflow.data.from_pandas(df, ...)``, the schema inferred on ``inference_sample`` of ``df``
+    (``SCHEMA_SAMPLE_ROWS``) rather than on every row. The profile counts every row."""
+    import mlflow
+    from mlflow.entities import Dataset as DatasetEntity
+
+    kwargs: dict[str, Any] = {"source": source, "targets": targets, "name": name, "digest": digest}
+    sampled = mlflow.data.from_pandas(inference_sample(df, SCHEMA_SAMPLE_ROWS), **kwargs)  # type: ignore[attr-defined]
+    record = sampled.to_dict()
+    # ``profile`` counts rows without inferring anything; ``schema`` is never asked of ``df``.
+    whole = mlflow.data.from_pandas(df, **kwargs)  # type: ignore[attr-defined]
+    return DatasetEntity(
+        name=record["name"],
+        digest=record["digest"],
+        source_type=record["source_type"],
+        source=record["source"],
+        schema=record.get("schema"),
+        profile=json.dumps(whole.profile),
+    )
 
 
 def log_json_artifact(client: MlflowClient, run_id: str, payload: Any, artifact_file: str) -> None:
@@ -125,24 +152,54 @@ def model_pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("scikit-learn", "pandas", "numpy", "scipy")]
 
 
-def signature_frame(X: pd.DataFrame) -> pd.DataFrame:
-    """``X`` with integer columns as float64, so the signature admits missing values."""
-    ints = [c for c in X.columns if pd.api.types.is_integer_dtype(X[c])]
-    return X.astype(dict.fromkeys(ints, "float64")) if ints else X
+def inference_sample(df: pd.DataFrame, rows: int, columns: list[str] | None = None) -> pd.DataFrame:
+    """The first ``rows`` rows of ``df`` (its ``columns``, default all) plus, for each column
+    whose first missing value comes later, the row of that value: a frame MLflow infers the
+    same types and the same requiredness from as from the whole (a column is optional when any
+    value is missing), for the cost of ``rows`` rows (inference checks every text value in
+    Python: ~40 s for 1M rows)."""
+    columns = list(df.columns) if columns is None else columns
+    gaps: set[int] = set()
+    for name in columns:
+        missing = df[name].isna().to_numpy()[rows:]
+        if missing.any():
+            gaps.add(rows + int(missing.argmax()))
+    picked = list(range(min(rows, len(df)))) + sorted(gaps)
+    return df.iloc[picked][columns]
 
 
-def log_sklearn_model(run_id: str, model: Any, X_example: pd.DataFrame) -> str:
-    """Log ``model`` with signature, input example and pinned requirements; returns its URI."""
-    import mlflow
+def model_signature(
+    model: Any, X: pd.DataFrame, columns: list[str] | None = None
+) -> ModelSignature:
+    """The signature of ``model`` fed the ``columns`` (default all) of ``X`` as
+    ``data.sources.read_table`` reads them; returns it.
+
+    Each type is what the table holds, so MLflow's own client takes the table as read
+    (``mlflow.pyfunc.load_model(...).predict(pd.read_csv(path))``): integers ``long``, floats
+    ``double``, text ``string``, booleans ``boolean``, datetimes ``datetime``. A column with a
+    missing value anywhere in ``X`` is optional. Inferred on ``inference_sample`` of ``X``.
+    """
     from mlflow.models import infer_signature
 
-    example = signature_frame(X_example.head(5))
+    sample = inference_sample(X, SIGNATURE_SAMPLE_ROWS, columns)
     with quiet_mlflow_hints():
-        sample = signature_frame(X_example.head(1000))
-        signature = infer_signature(sample, model.predict(sample))
+        return infer_signature(sample, model.predict(sample))
+
+
+def log_sklearn_model(
+    run_id: str, model: Any, X: pd.DataFrame, columns: list[str] | None = None
+) -> str:
+    """Log ``model`` with its signature (see ``model_signature``: ``X`` is the training table,
+    every row, or its features; ``columns`` the feature columns, default all), an input example
+    and pinned requirements; returns its model URI."""
+    import mlflow
+
+    columns = list(X.columns) if columns is None else columns
+    signature = model_signature(model, X, columns)
+    example = X.head(5)[columns]
     # uv environments have no pip; the requirements are given, so MLflow's pip probe is noise.
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
-    with active_run(run_id):
+    with active_run(run_id), quiet_mlflow_hints():
         info = mlflow.sklearn.log_model(
             model,
             name="model",

@@ -222,3 +222,55 @@ def test_alias_history_after_a_failed_registration_matches_the_aliases(
         else:
             replayed[move.alias] = move.to_version
     assert replayed == reg.aliases()
+
+
+def test_alias_history_is_written_as_readable_utf8(reg: Registry) -> None:
+    reason = "blessed: roc_auc 0.91 ≥ 0.90"
+    version = reg.new_version()
+    registry.promote_version(reg.client, reg.name, version, reason=reason, actor="ana")
+    tags = reg.client.get_registered_model(reg.name).tags
+    (raw,) = [v for k, v in tags.items() if k.startswith(lineage.ALIAS_MOVE_PREFIX)]
+    assert "≥" in raw and "\\u2265" not in raw
+    assert registry.alias_history(reg.client, reg.name)[-1].reason == reason
+
+
+def test_alias_history_reads_entries_written_escaped(reg: Registry) -> None:
+    import json
+
+    reg.new_version()
+    old = {
+        "model_name": reg.name,
+        "alias": "champion",
+        "from_version": None,
+        "to_version": "1",
+        "actor": "user:old",
+        "reason": "roc_auc ≥ 0.9",
+        "at": "2025-01-01T00:00:00+00:00",
+    }
+    escaped = json.dumps(old, separators=(",", ":"))
+    assert "\\u2265" in escaped
+    reg.client.set_registered_model_tag(reg.name, f"{lineage.ALIAS_MOVE_PREFIX}{0:020d}", escaped)
+    registry.promote_version(reg.client, reg.name, "1", reason="now ≥ then", actor="ana")
+    history = registry.alias_history(reg.client, reg.name)
+    assert [m.reason for m in history] == ["roc_auc ≥ 0.9", "now ≥ then"]
+    assert history[0] == registry.AliasMove(**old)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["it's", 'say "hi"', 'o\'k "x"', "back\\slash'"],
+    ids=["single-quote", "double-quote", "both-quotes", "backslash"],
+)
+def test_list_versions_of_a_name_with_quotes(reg: Registry, name: str) -> None:
+    quoted = Registry(reg.client, f"{reg.name}-{name}", reg.run_id, reg.uri)
+    quoted.new_version()
+    quoted.new_version(blessed=False)
+    # A name the LIKE fallback would also match (quotes as wildcards) is not listed.
+    lookalike = Registry(
+        reg.client, quoted.name.replace("'", "Q").replace('"', "Q"), reg.run_id, reg.uri
+    )
+    lookalike.new_version()
+    summaries = registry.list_versions(reg.client, quoted.name)
+    assert [s.version for s in summaries] == ["2", "1"]
+    assert [s.blessed for s in summaries] == ["false", "true"]
+    assert quoted.versions() == ["1", "2"]
