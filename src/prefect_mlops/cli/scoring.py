@@ -53,7 +53,7 @@ def score(
     ] = None,
     sql_url: Annotated[
         str | None,
-        typer.Option(help="SQLAlchemy URL of a database to read with `query` (instead of --data)."),
+        typer.Option(help="SQLAlchemy URL of a database to read with `query`. Instead of --data."),
     ] = None,
     query: Annotated[str | None, typer.Option(help="SQL query, used with `sql_url`.")] = None,
     version: Annotated[
