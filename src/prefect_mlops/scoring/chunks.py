@@ -38,12 +38,12 @@ class ChunkTable:
         return int(self.table.num_rows)
 
 
-def needed_columns(features: list[str], config: ScoringConfig) -> list[str]:
+def needed_columns(features: list[str], id_column: str | None) -> list[str]:
     """The input columns scoring reads: the features and the id column (the reader adds the
     timestamp column a time window needs)."""
     cols = list(features)
-    if config.id_column and config.id_column not in cols:
-        cols.append(config.id_column)
+    if id_column and id_column not in cols:
+        cols.append(id_column)
     return cols
 
 
@@ -83,7 +83,7 @@ def iter_scoring_tables(config: ScoringConfig, features: list[str]) -> Iterator[
     tables = iter_tables(
         config.data,
         chunk_size=config.chunk_size,
-        columns=needed_columns(features, config),
+        columns=needed_columns(features, config.id_column),
         check_header=lambda names: check_columns(names, features, config, where),
         dictionary_columns=[c for c in features if c != config.id_column],
     )

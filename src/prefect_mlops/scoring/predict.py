@@ -105,10 +105,10 @@ def _predict_threads(n: int | None) -> Iterator[None]:
         yield
 
 
-def _limit_openmp_threads(n: int | None) -> None:
+def limit_openmp_threads(n: int | None) -> None:
     """A thread pool's initializer: ``n`` OpenMP threads for whatever this thread predicts.
     OpenMP keeps the count per calling thread, so once per pool thread is enough (saves
-    :func:`_predict_threads`' library scan, ~3 ms under the GIL, on every call)."""
+    :func:`_predict_threads`' scan of the loaded libraries, under the GIL, on every call)."""
     if n is not None:
         from threadpoolctl import threadpool_limits
 

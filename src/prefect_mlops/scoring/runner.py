@@ -26,8 +26,8 @@ from prefect_mlops.scoring.chunks import iter_scoring_tables, needed_columns
 from prefect_mlops.scoring.model import ResolvedModel, load_model_cached
 from prefect_mlops.scoring.output import ChunkResult, scored_table, write_part
 from prefect_mlops.scoring.predict import (
-    _limit_openmp_threads,
     concat_predictions,
+    limit_openmp_threads,
     predict_columns,
     predict_table,
     row_slices,
@@ -139,12 +139,9 @@ def score_chunk_file(
     tracking URI in ``model`` resolves ``mlflow-artifacts:`` locations)."""
     started = time.time()
     estimator = load_model_cached(model.artifact_uri, model.tracking_uri, model.registry_uri)
-    cols = list(model.features)
-    if id_column and id_column not in cols:
-        cols.append(id_column)
     scored = score_table(
         estimator,
-        read_staged_chunk(chunk, cols),
+        read_staged_chunk(chunk, needed_columns(model.features, id_column)),
         model,
         chunk.index,
         job_id,
@@ -186,7 +183,7 @@ def score_in_process(
     raises once the slices in flight are done.
     """
     threads = config.parallelism
-    cols = needed_columns(model.features, config)
+    cols = needed_columns(model.features, config.id_column)
     results: list[ChunkResult] = []
     read_seconds = 0.0
     in_flight: collections.deque[_ChunkInFlight] = collections.deque()
@@ -205,7 +202,7 @@ def score_in_process(
     with ThreadPoolExecutor(
         threads,
         thread_name_prefix="scoring",
-        initializer=_limit_openmp_threads,
+        initializer=limit_openmp_threads,
         initargs=(config.predict_threads,),
     ) as pool:
         # The model loads on a pool thread while this one reads the first chunk.

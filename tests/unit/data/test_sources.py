@@ -165,59 +165,53 @@ def test_read_sqlite(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- read errors
 
 
-def test_missing_file(tmp_path: Path) -> None:
-    path = tmp_path / "nope.csv"
-    with pytest.raises(DataIngestError, match=r"nope\.csv does not exist"):
-        read_table(DataSource(path=str(path)))
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
-def test_empty_file_zero_bytes(tmp_path: Path) -> None:
-    path = tmp_path / "empty.csv"
-    path.write_bytes(b"")
-    with pytest.raises(DataIngestError, match=r"empty\.csv .*has no rows"):
-        read_table(DataSource(path=str(path)))
+BAD_FILES = {
+    "missing": ("nope.csv", None, r"nope\.csv does not exist"),
+    "zero bytes": ("empty.csv", b"", r"empty\.csv .*has no rows"),
+    "header only": ("header.csv", b"a,b,c\n", r"header\.csv has no rows"),
+    "parquet with no rows": (
+        "none.parquet",
+        _parquet_bytes(_frame().iloc[:0]),
+        r"none\.parquet has no rows",
+    ),
+    "garbage parquet": (
+        "garbage.parquet",
+        os.urandom(256),
+        r"garbage\.parquet is not a readable Parquet",
+    ),
+    "parquet named csv": (
+        "binary.csv",
+        _parquet_bytes(_frame()),
+        r"binary\.csv is not a readable CSV",
+    ),
+    "ragged csv": ("ragged.csv", b"a,b\n1,2\n3,4,5,6\n", r"ragged\.csv is not a readable CSV"),
+    "unknown extension": ("table.xlsx", b"PK", r"table\.xlsx has an unknown extension '\.xlsx'"),
+}
 
 
-def test_csv_with_header_only(tmp_path: Path) -> None:
-    path = tmp_path / "header.csv"
-    path.write_text("a,b,c\n")
-    with pytest.raises(DataIngestError, match=r"header\.csv has no rows"):
-        read_table(DataSource(path=str(path)))
-
-
-def test_parquet_with_no_rows(tmp_path: Path) -> None:
-    path = tmp_path / "none.parquet"
-    _frame().iloc[:0].to_parquet(path, index=False)
-    with pytest.raises(DataIngestError, match=r"none\.parquet has no rows"):
-        read_table(DataSource(path=str(path)))
-
-
-def test_garbage_parquet(tmp_path: Path) -> None:
-    path = tmp_path / "garbage.parquet"
-    path.write_bytes(os.urandom(256))
-    with pytest.raises(DataIngestError, match=r"garbage\.parquet is not a readable Parquet"):
-        read_table(DataSource(path=str(path)))
-
-
-def test_binary_as_csv(tmp_path: Path) -> None:
-    path = tmp_path / "binary.csv"
-    _frame().to_parquet(path, index=False)
-    with pytest.raises(DataIngestError, match=r"binary\.csv is not a readable CSV"):
-        read_table(DataSource(path=str(path)))
-
-
-def test_csv_parse_error(tmp_path: Path) -> None:
-    path = tmp_path / "ragged.csv"
-    path.write_text("a,b\n1,2\n3,4,5,6\n")
-    with pytest.raises(DataIngestError, match=r"ragged\.csv is not a readable CSV"):
-        read_table(DataSource(path=str(path)))
-
-
-def test_unknown_extension(tmp_path: Path) -> None:
-    path = tmp_path / "table.xlsx"
-    path.write_bytes(b"PK")
-    with pytest.raises(DataIngestError, match=r"table\.xlsx has an unknown extension '\.xlsx'"):
-        read_table(DataSource(path=str(path)))
+@pytest.mark.parametrize("whole", [True, False], ids=["read_table", "iter_tables"])
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_files_are_named_alike_whole_or_in_chunks(
+    tmp_path: Path, case: str, whole: bool
+) -> None:
+    name, content, message = BAD_FILES[case]
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    source = DataSource(path=str(path))
+    with pytest.raises(DataIngestError, match=message):
+        if whole:
+            read_table(source)
+        else:
+            list(iter_tables(source, chunk_size=2))
 
 
 def test_resolve_format() -> None:
@@ -260,22 +254,30 @@ def test_timestamp_column_missing(csv_file: Path) -> None:
         read_table(DataSource(path=str(csv_file), timestamp_column="when"))
 
 
-def test_timestamp_column_unparseable(tmp_path: Path) -> None:
-    path = tmp_path / "bad_ts.csv"
-    path.write_text("ts,v\n2025-01-01,1\nyesterday-ish,2\n")
-    with pytest.raises(
-        DataIngestError, match=r"timestamp column 'ts' in .*bad_ts\.csv cannot be parsed.*yesterday"
-    ):
-        read_table(DataSource(path=str(path), timestamp_column="ts"))
-
-
-def test_timestamp_column_numeric(tmp_path: Path) -> None:
-    path = tmp_path / "num_ts.csv"
-    path.write_text("ts,v\n1,1\n2,2\n")
-    with pytest.raises(
-        DataIngestError, match=r"timestamp column 'ts' in .*num_ts\.csv holds int64"
-    ):
-        read_table(DataSource(path=str(path), timestamp_column="ts"))
+@pytest.mark.parametrize("whole", [True, False], ids=["read_table", "iter_tables"])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "bad_ts.csv",
+            "ts,v\n2025-01-01,1\nyesterday-ish,2\n",
+            r"bad_ts\.csv cannot be parsed.*yesterday",
+        ),
+        ("num_ts.csv", "ts,v\n1,1\n2,2\n", r"num_ts\.csv holds int64"),
+    ],
+)
+def test_bad_timestamps_are_named(
+    tmp_path: Path, name: str, content: str, message: str, whole: bool
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    # A chunked read parses the timestamp column only for a time window.
+    source = DataSource(path=str(path), timestamp_column="ts", until=datetime(2100, 1, 1))
+    with pytest.raises(DataIngestError, match=rf"timestamp column 'ts' in .*{message}"):
+        if whole:
+            read_table(source.model_copy(update={"until": None}))
+        else:
+            list(iter_tables(source, chunk_size=1))
 
 
 def test_filter_leaves_no_rows(csv_file: Path) -> None:
@@ -385,24 +387,17 @@ def test_iter_tables_reads_parquet_text_dictionary_encoded_when_asked(tmp_path: 
 
 
 def test_iter_tables_errors_name_the_source(tmp_path: Path) -> None:
-    empty = tmp_path / "empty.parquet"
-    _frame().iloc[:0].to_parquet(empty, index=False)
-    header = tmp_path / "header.csv"
-    header.write_text("a,b\n")
-    for path in (empty, header):
-        with pytest.raises(DataIngestError, match=rf"{path.name} has no rows"):
-            list(iter_tables(DataSource(path=str(path)), chunk_size=5))
-    garbage = tmp_path / "garbage.parquet"
-    garbage.write_bytes(os.urandom(256))
-    with pytest.raises(DataIngestError, match=r"garbage\.parquet is not a readable Parquet"):
-        list(iter_tables(DataSource(path=str(garbage)), chunk_size=5))
-    with pytest.raises(DataIngestError, match=r"nope\.csv does not exist"):
-        list(iter_tables(DataSource(path=str(tmp_path / "nope.csv")), chunk_size=5))
     with pytest.raises(DataIngestError, match="local files only"):
         list(iter_tables(DataSource(path="s3://bucket/t.parquet"), chunk_size=5))
     sql = DataSource(sql_url=f"sqlite:///{tmp_path / 'x.db'}", query="SELECT * FROM missing")
     with pytest.raises(DataIngestError, match=r"SQL query failed on sqlite:///.*missing"):
         list(iter_tables(sql, chunk_size=5))
+    engine = create_engine(str(sql.sql_url))
+    _frame().to_sql("events", engine, index=False)
+    engine.dispose()
+    empty = sql.model_copy(update={"query": "SELECT * FROM events WHERE n > 99"})
+    with pytest.raises(DataIngestError, match=r"x\.db.*has no rows"):
+        list(iter_tables(empty, chunk_size=5))
 
 
 def test_known_row_count(tmp_path: Path) -> None:

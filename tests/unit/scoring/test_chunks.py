@@ -84,6 +84,6 @@ def test_old_parts_go_only_once_the_first_chunk_is_read(
 
 
 def test_needed_columns() -> None:
-    config = _config(Path("out"), {"path": "x.csv"})
-    assert needed_columns(["a", "customer_id"], config) == ["a", "customer_id"]
-    assert needed_columns(["a"], config) == ["a", "customer_id"]
+    assert needed_columns(["a", "customer_id"], "customer_id") == ["a", "customer_id"]
+    assert needed_columns(["a"], "customer_id") == ["a", "customer_id"]
+    assert needed_columns(["a"], None) == ["a"]
