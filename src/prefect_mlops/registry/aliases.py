@@ -191,8 +191,9 @@ def restore_aliases(
             failures.append(f"{step} failed: {first_line(exc)}")
             _record_failed_restore(client, model_name, alias, after.get(alias), step, exc, failures)
             continue
-        after.pop(alias, None)
-        if target is not None:
+        if target is None:
+            after.pop(alias, None)
+        else:
             after[alias] = target
         move = _history_entry(model_name, alias, now.aliases.get(alias), target, RESTORED_REASON)
         moves.append(move)
@@ -261,9 +262,10 @@ def _record_failed_restore(
 ) -> None:
     """Record that ``step`` failed: a move of ``alias`` onto where it still is (``where``), its
     reason naming the failure. A history write that fails too is added to ``failures``."""
-    reason = f"restore failed after a failed registration: {step}: {first_line(exc)}"
+    # Cut so the whole entry stays well under MLflow's tag-value limit (lineage.TAG_VALUE_LIMIT).
+    reason = f"restore failed after a failed registration: {step}: {first_line(exc)}"[:1000]
     try:
-        _record_move(client, _history_entry(model_name, alias, where, where, reason[:1000]))
+        _record_move(client, _history_entry(model_name, alias, where, where, reason))
     except Exception as record_exc:  # named in the raised error
         failures.append(f"recording that in the alias history failed: {first_line(record_exc)}")
 
