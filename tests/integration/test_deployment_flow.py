@@ -80,18 +80,49 @@ def _reset_champion(version: str) -> None:
 def test_infra_validation_failure_is_recorded_and_never_promoted(in_home: Path) -> None:
     _reset_champion("1")
     config = DeploymentConfig(model_name=MODEL, version="2", latency_slo_ms=0.001)
+    state = model_deployment(config, return_state=True)
     with pytest.raises(InfraValidationError, match="SLO"):
-        model_deployment(config)
+        state.result()
+    # The failed run shows the report (and no deployment summary: nothing was deployed).
+    artifacts = _artifacts_of(state.state_details.flow_run_id)
+    assert "model-deployment" not in artifacts
+    assert artifacts["infra-validation"].data.startswith(
+        f"# Infra-validation of {MODEL} v2: FAILED"
+    )
     assert registry_state(MODEL)[0]["champion"] == "1"
     tags = _client().get_model_version(MODEL, "2").tags
     assert tags[lineage.INFRA_VALIDATION] == "failed"
     assert "SLO" in tags[lineage.INFRA_VALIDATION_REASON]
 
 
-def test_blue_green_promotes_after_infra_validation(in_home: Path) -> None:
+def _artifacts_of(flow_run_id: Any) -> dict[str, Any]:
+    """The Prefect artifacts of one flow run (its tasks' included), by key."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return {a.key: a for a in artifacts}
+
+
+def test_blue_green_promotes_after_infra_validation(
+    in_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _reset_champion("1")
-    outcome = model_deployment(DeploymentConfig(model_name=MODEL, version="2"))
+    monkeypatch.setenv("MLOPS_MLFLOW_UI_URL", "http://mlflow.example:5001/")
+    state = model_deployment(DeploymentConfig(model_name=MODEL, version="2"), return_state=True)
+    outcome = state.result()
     assert outcome.result == "promoted"
+    # The summary, the infra-validation report and the MLflow link are on the run launched.
+    artifacts = _artifacts_of(state.state_details.flow_run_id)
+    assert set(artifacts) >= {"model-deployment", "infra-validation", "mlflow-model-version"}
+    link = f"http://mlflow.example:5001/#/models/{MODEL}/versions/2"
+    assert artifacts["mlflow-model-version"].data == f"[MLflow: {MODEL} v2]({link})"
+    summary = artifacts["model-deployment"].data
+    assert summary.startswith(f"# {MODEL} v2: promoted") and f"]({link})" in summary
+    assert "passed" in artifacts["infra-validation"].data
     assert registry_state(MODEL)[0]["champion"] == "2"
     client = _client()
     assert client.get_registered_model(MODEL).tags[lineage.PREVIOUS_CHAMPION] == "1"
