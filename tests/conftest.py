@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from other_tables import cases, trained_cases  # noqa: F401 (fixtures: multiclass, regression)
 
 from prefect_mlops.processes import TELEMETRY_OFF
 

@@ -19,7 +19,7 @@ import httpx
 import pandas as pd
 import pytest
 from helpers import churn_config, write_frame
-from test_other_tables import Case, cases, trained_cases  # noqa: F401 (fixtures: multiclass, regression)
+from other_tables import Case
 
 from prefect_mlops import registry
 from prefect_mlops.errors import ServiceStartError
@@ -639,7 +639,7 @@ def test_bentoml_build_works_offline(tmp_path: Path) -> None:
 def test_bentoml_client_serves_multiclass_and_regression(
     reg: Registry, request: pytest.FixtureRequest, name: str
 ) -> None:
-    """The models of tests/test_other_tables.py (a string multiclass target with missing values,
+    """The models of tests/other_tables.py (a string multiclass target with missing values,
     the diabetes regression, whose null probabilities the client must hand back as they are),
     each served from that registry by a server of its own."""
     import bentoml
