@@ -33,6 +33,16 @@ def test_prefect_yaml_declares_the_training_deployments() -> None:
         assert (REPO_ROOT / path).is_file() and function.isidentifier(), deployment["name"]
 
 
+def test_prefect_yaml_declares_what_prefect_deploy_would_ask() -> None:
+    """No build or push (a Docker prompt otherwise), and a pull step running each flow in the
+    checkout it was deployed from (else Prefect asks about remote code storage)."""
+    raw = yaml.safe_load(PREFECT_YAML.read_text())
+    assert "build" in raw and raw["build"] is None
+    assert "push" in raw and raw["push"] is None
+    (step,) = raw["pull"]
+    assert step == {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PWD }}"}}
+
+
 @pytest.mark.parametrize("name", list(DEPLOYMENTS))
 def test_deployment_has_name_tags_and_work_pool(name: str) -> None:
     deployment = DEPLOYMENTS[name]
@@ -40,7 +50,9 @@ def test_deployment_has_name_tags_and_work_pool(name: str) -> None:
     assert deployment.get("description")
     assert deployment["tags"] and all(isinstance(t, str) and t for t in deployment["tags"])
     assert isinstance(deployment["work_pool"]["name"], str) and deployment["work_pool"]["name"]
-    for schedule in deployment.get("schedules", []):
+    # Declared, so `prefect deploy --all` asks nothing (tests/integration/test_local_server.py).
+    assert deployment["schedules"], name
+    for schedule in deployment["schedules"]:
         # A shipped schedule must not start training on someone's machine by itself.
         assert schedule["active"] is False
         assert schedule["cron"] and schedule["timezone"]

@@ -160,7 +160,9 @@ def test_init_writes_a_loadable_project(
     params = flow.validate_parameters(deployment["parameters"])
     assert TrainingConfig.from_yaml(params["config_path"]) == config
     # ... and the model-deployment flow for the challenger that training blesses.
-    assert rollout["name"] == "churn-model-model-deployment" and "schedules" not in rollout
+    assert rollout["name"] == "churn-model-model-deployment"
+    assert rollout["schedules"] and all(s["active"] is False for s in rollout["schedules"])
+    assert deployment_file["build"] is None and deployment_file["push"] is None
     deploy_flow = load_flow_from_entrypoint(rollout["entrypoint"], use_placeholder_flow=False)
     deploy_params = deploy_flow.validate_parameters(rollout["parameters"])
     assert deploy_params["config"].model_name == config.model_name
@@ -303,6 +305,43 @@ def test_models_of_an_unknown_model_fails(in_trained_home: str) -> None:
     assert "ghost-model" in output
 
 
+def test_train_again_on_the_same_data_and_config_exits_4_unchanged(
+    trained: tuple[Path, str], in_trained_home: str
+) -> None:
+    home, _ = trained
+    code, output = _invoke("train", "--config", str(home.parent / "cli-churn" / "train.yaml"))
+    assert code == 4, output
+    assert "unchanged" in output
+    _, listing = _invoke("models")
+    row = next(line for line in listing.splitlines() if "cli-churn" in line)
+    assert "champion→v1" in row and " 1 " in row  # nothing new registered
+
+
+def test_a_configured_local_api_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
+    """The error boundary: a library error is `error: ...` on stderr and exit 1, no traceback."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLOPS_"))}
+    env |= {"PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("prefect-mlops")), "train", "-c", "any.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: the Prefect API at http://127.0.0.1:") and "make server" in line
+
+
+def _free_port() -> int:
+    from prefect_mlops.processes import free_port
+
+    return free_port()
+
+
 @pytest.mark.parametrize(
     ("options", "named"),
     [
@@ -337,12 +376,8 @@ def test_serve_with_a_relative_home_reads_that_registry(
     import httpx
     import pandas as pd
 
-    from prefect_mlops.serving.process import (
-        RunningService,
-        free_port,
-        stop_process,
-        wait_ready,
-    )
+    from prefect_mlops.processes import free_port, start_server, stop_process
+    from prefect_mlops.serving.process import RunningService, wait_ready
 
     home, _ = trained
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
@@ -350,17 +385,14 @@ def test_serve_with_a_relative_home_reads_that_registry(
     env["MLOPS_SERVE_RELOAD_SECONDS"] = "0"
     port = free_port()
     cli = str(Path(sys.executable).with_name("prefect-mlops"))
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [cli, "serve", "cli-churn", "--port", str(port)],
-            env=env,
-            cwd=home.parent,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    service = RunningService(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    server = start_server(
+        [cli, "serve", "cli-churn", "--port", str(port)],
+        env=env,
+        cwd=home.parent,
+        log_path=tmp_path / "serve.log",
+    )
+    process = server.process
+    service = RunningService(url=f"http://127.0.0.1:{port}", server=server)
     try:
         wait_ready(service, "/readyz", 240)
         row = pd.read_csv(churn_file).drop(columns=["churned"]).head(2)

@@ -22,7 +22,8 @@ def quiet_environment() -> None:
 def prepare_flow_process(*, loads_models: bool) -> None:
     """Set up a command that runs a flow: quiet environment, the Prefect API to use (a configured
     or the local running server, else ephemeral: see :mod:`prefect_mlops.cli.prefect_api`) and,
-    when this process saves or loads a model, skops imported first.
+    when this process saves or loads a model, skops imported first. Call it before Prefect is
+    imported: Prefect reads ``PREFECT_API_URL`` once, at import.
 
     Raises PrefectAPIError when a configured loopback API does not answer.
     """

@@ -74,11 +74,14 @@ def write_project(
 
 
 def deployment_file(model_name: str, directory: Path) -> dict:
-    """A prefect.yaml for ``model_name``: nightly (paused) continuous training, and the
-    model-deployment flow (run by hand, from the UI, or by a trigger) for its challenger."""
+    """A prefect.yaml for ``model_name``: nightly continuous training, and the model-deployment
+    flow for its challenger (daily after it; run by hand, from the UI, or by a trigger). Both
+    schedules are paused, and no build/push with a pull step here: `prefect deploy` asks nothing."""
     return {
         "name": model_name,
         "prefect-version": ">=3.8",
+        "build": None,
+        "push": None,
         "pull": [
             {"prefect.deployments.steps.set_working_directory": {"directory": str(directory)}}
         ],
@@ -99,6 +102,7 @@ def deployment_file(model_name: str, directory: Path) -> dict:
                 "entrypoint": DEPLOY_FLOW,
                 "parameters": {"config": {"model_name": model_name, "strategy": "blue-green"}},
                 "work_pool": {"name": "default"},
+                "schedules": [{"cron": "0 4 * * *", "timezone": "UTC", "active": False}],
                 "tags": ["mlops", "model-deployment"],
             },
         ],
