@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
-from prefect_mlops.deployment.canary import judge_canary
+from prefect_mlops.deployment.canary import CanaryVerdict, canary_tags, judge_canary
+from prefect_mlops.deployment.live_quality import QualityReading
 from prefect_mlops.deployment.rollout import DeploymentConfig
 from prefect_mlops.deployment.shadow import judge_shadow
+from prefect_mlops.registry import lineage
 
 
 def _config(**kwargs: object) -> DeploymentConfig:
@@ -124,3 +127,70 @@ def test_the_verdict_carries_its_figures() -> None:
     assert (verdict.requests, verdict.error_rate, verdict.p99_ms) == (20, 0.05, 7.0)
     assert verdict.reason == "20 challenger requests, error rate 5.00%, p99 7.0 ms"
     assert verdict.quality is None and verdict.not_served is None
+
+
+def test_no_challenger_requests_yet_means_zero_figures() -> None:
+    verdict = judge_canary(pd.DataFrame(), "2", _config(), timed_out=False)
+    assert (verdict.decision, verdict.requests, verdict.error_rate, verdict.p99_ms) == (
+        "wait", 0, 0.0, 0.0,
+    )  # fmt: skip
+
+
+def test_p99_is_the_99th_percentile_not_the_slowest() -> None:
+    log = _log("challenger", "2", ["ok"] * 100, 1.0).assign(
+        latency_ms=[float(i) for i in range(1, 101)]
+    )
+    verdict = judge_canary(log, "2", _config(min_requests=500), timed_out=False)
+    assert verdict.p99_ms == pytest.approx(99.01)
+
+
+def _reading(rows: int, bound: float | None) -> QualityReading:
+    return QualityReading("accuracy", rows, 0.8, 0.85, "champion live", drop_bound=bound)
+
+
+def test_a_quality_drop_bound_at_the_allowed_drop_is_not_a_breach() -> None:
+    config = _config(min_requests=10, min_labelled_rows=20, max_quality_drop=0.05)
+    log = _mixed(10, 0)
+    at = judge_canary(log, "2", config, timed_out=False, quality=_reading(20, 0.05))
+    assert at.decision == "promote"
+    assert at.reason == (
+        "canary healthy: 10 challenger requests, error rate 0.00%, p99 10.0 ms, "
+        "live accuracy 0.8 over 20 rows vs 0.85 (champion live)"
+    )
+    over = judge_canary(log, "2", config, timed_out=False, quality=_reading(20, 0.0501))
+    assert over.decision == "rollback" and over.reason.startswith("live accuracy 0.8 is 0.05 worse")
+    # A bound over too few labelled rows is not judged yet.
+    early = judge_canary(log, "2", config, timed_out=False, quality=_reading(19, 0.5))
+    assert early.decision == "wait"
+
+
+def test_time_out_with_min_requests_but_too_few_labels_names_the_labels() -> None:
+    config = _config(min_requests=10, min_labelled_rows=20)
+    verdict = judge_canary(_mixed(10, 0), "2", config, timed_out=True, quality=_reading(19, None))
+    assert verdict.decision == "rollback"
+    assert verdict.reason == "only 19 of 20 labelled challenger rows before the time limit"
+
+
+def test_canary_tags_record_every_figure() -> None:
+    verdict = CanaryVerdict(
+        "promote", 40, 0.025, 12.345, "ok",
+        QualityReading("rmse", 30, 1.5, 1.25, "challenger offline test", drop_bound=0.125),
+    )  # fmt: skip
+    assert canary_tags(verdict) == {
+        lineage.CANARY_REQUESTS: "40",
+        lineage.CANARY_ERROR_RATE: "0.0250",
+        lineage.CANARY_P99_MS: "12.35",
+        lineage.CANARY_QUALITY_METRIC: "rmse",
+        lineage.CANARY_QUALITY_ROWS: "30",
+        lineage.CANARY_QUALITY_VALUE: "1.5",
+        lineage.CANARY_QUALITY_BASELINE: "1.25",
+        lineage.CANARY_QUALITY_BASELINE_SOURCE: "challenger offline test",
+        lineage.CANARY_QUALITY_DROP_BOUND: "0.125",
+    }
+    unlabelled = CanaryVerdict(
+        "wait", 1, 0.0, 1.0, "", QualityReading("rmse", 0, None, None, "no baseline")
+    )
+    assert set(canary_tags(unlabelled)) == {
+        lineage.CANARY_REQUESTS, lineage.CANARY_ERROR_RATE, lineage.CANARY_P99_MS,
+        lineage.CANARY_QUALITY_METRIC, lineage.CANARY_QUALITY_ROWS,
+    }  # fmt: skip

@@ -107,7 +107,8 @@ def test_shadow_promotes_one_agreeing_row_when_no_agreement_is_asked() -> None:
 def test_a_verdict_of_another_strategy_is_refused(
     strategy: str, verdict: CanaryVerdict | ShadowVerdict | None
 ) -> None:
-    with pytest.raises(ConfigError, match=f"strategy '{strategy}' cannot decide"):
+    kind = type(verdict).__name__
+    with pytest.raises(ConfigError, match=f"strategy '{strategy}' cannot decide on a {kind} "):
         decide(_config(strategy=strategy), REPORT, verdict)
 
 

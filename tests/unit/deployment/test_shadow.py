@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from prefect_mlops.deployment.rollout import DeploymentConfig
-from prefect_mlops.deployment.shadow import judge_shadow, shadow_agreement
+from prefect_mlops.deployment.shadow import ShadowVerdict, judge_shadow, shadow_agreement
 
 
 def _config(**kwargs: object) -> DeploymentConfig:
@@ -52,3 +52,22 @@ def test_shadow_waits_until_enough_rows_or_time() -> None:
     assert done.reason == "shadow agreement 100.00% over 4 rows"
     late = judge_shadow(log, "2", _config(min_requests=5), timed_out=True)
     assert late.decision == "done"
+
+
+def test_only_shadow_rows_of_this_version_are_compared() -> None:
+    champion = _log("champion", "2", ["ok"] * 3, 5.0).assign(request_id=list("abc"))
+    other = _log("shadow", "3", ["ok"] * 3, 5.0).assign(request_id=list("abc"), prediction="0")
+    mine = _log("shadow", "2", ["ok"], 5.0).assign(request_id=["a"])
+    assert shadow_agreement(pd.concat([champion, other, mine]), "2") == (1, 1.0)
+    # Shadow rows no champion row answered: nothing compared.
+    assert shadow_agreement(pd.concat([other, mine]), "2") == (0, 0.0)
+
+
+def test_a_waiting_shadow_reports_what_it_saw() -> None:
+    champion = _log("champion", "1", ["ok"] * 4, 5.0).assign(request_id=list("abcd"))
+    shadow = _log("shadow", "2", ["ok"] * 4, 5.0).assign(request_id=list("abcd"))
+    shadow.loc[3, "prediction"] = "0"
+    waiting = judge_shadow(
+        pd.concat([champion, shadow]), "2", _config(min_requests=5), timed_out=False
+    )
+    assert waiting == ShadowVerdict("wait", 4, 0.75, "shadow agreement 75.00% over 4 rows")

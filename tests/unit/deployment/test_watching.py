@@ -4,16 +4,27 @@ ends (promote, roll back on errors / latency / not served / time out; shadow don
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import Models
 
+from prefect_mlops import registry
 from prefect_mlops.deployment.canary import canary_tags
 from prefect_mlops.deployment.live_quality import QualityReading
 from prefect_mlops.deployment.rollout import DeploymentConfig
 from prefect_mlops.deployment.shadow import shadow_tags
-from prefect_mlops.deployment.watching import watch, watch_canary, watch_shadow
+from prefect_mlops.deployment.watching import (
+    watch,
+    watch_canary,
+    watch_live_canary,
+    watch_live_shadow,
+    watch_shadow,
+)
 from prefect_mlops.registry import lineage
+from prefect_mlops.serving.log import ServingLogWriter
+from prefect_mlops.settings import get_settings
 
 
 @dataclass
@@ -69,7 +80,7 @@ def _config(**kwargs: object) -> DeploymentConfig:
         "strategy": "canary", "min_requests": 30, "max_minutes": 1, "poll_seconds": 10,
         "max_error_rate": 0.1, "max_p99_latency_ms": 100,
     }  # fmt: skip
-    return DeploymentConfig(model_name="m", **{**defaults, **kwargs})
+    return DeploymentConfig(**{"model_name": "m", **defaults, **kwargs})
 
 
 def test_healthy_canary_promotes_once_it_has_enough_requests() -> None:
@@ -205,3 +216,58 @@ def test_the_loop_tells_the_judge_when_time_is_up() -> None:
         max_seconds=25, poll_seconds=10, clock=clock, sleep=clock.sleep,
     )  # fmt: skip
     assert seen == [(1000, False), (1010, False), (1020, False), (1030, True)]
+
+
+def _log_rows(log: pd.DataFrame, model_name: str, at: pd.Timestamp) -> list[dict[str, object]]:
+    extra = {"model_name": model_name, "timestamp": at.to_pydatetime(), "features": None,
+             "error": None, "probabilities": None}  # fmt: skip
+    return [{**row, **extra} for row in log.to_dict("records")]
+
+
+def _served_since(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, log: pd.DataFrame
+) -> registry.Rollout:
+    """A rollout of v2 (champion v1) and its serving log, written by the service's writer."""
+    v1, v2 = models.version(), models.version()
+    assert (v1, v2) == ("1", "2")
+    registry.promote_version(models.client, models.name, v1, reason="first")
+    rollout = registry.start_rollout(
+        models.client,
+        models.name,
+        mode=mode,
+        challenger_version=v2,
+        share=0.5,
+        reason="t",  # type: ignore[arg-type]
+    )
+    monkeypatch.setenv("MLOPS_SERVING_LOG_DIR", str(tmp_path / "serving_log"))
+    writer = ServingLogWriter(tmp_path / "serving_log")
+    before = pd.Timestamp(rollout.started_at) - pd.Timedelta(seconds=5)
+    writer.log(_log_rows(_requests("challenger", "2", 50, status="500"), models.name, before))
+    writer.log(_log_rows(log, models.name, pd.Timestamp(rollout.started_at)))
+    writer.close()
+    return rollout
+
+
+def test_the_live_canary_reads_the_serving_log_since_it_started_and_records_figures(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollout = _served_since(
+        models, tmp_path, monkeypatch, "canary", _requests("challenger", "2", 30)
+    )
+    config = _config(model_name=models.name, min_requests=30)
+    verdict = watch_live_canary(models.client, get_settings(), config, "2", rollout)
+    assert (verdict.decision, verdict.requests, verdict.error_rate) == ("promote", 30, 0.0)
+    tags = models.tags("2")
+    assert (tags[lineage.CANARY_REQUESTS], tags[lineage.CANARY_ERROR_RATE]) == ("30", "0.0000")
+    assert tags[lineage.CANARY_P99_MS] == "5.00"
+
+
+def test_the_live_shadow_records_rows_and_agreement(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollout = _served_since(models, tmp_path, monkeypatch, "shadow", _pairs(10, agree=9))
+    config = _config(model_name=models.name, strategy="shadow", min_requests=10)
+    verdict = watch_live_shadow(models.client, get_settings(), config, "2", rollout)
+    assert (verdict.decision, verdict.compared, verdict.agreement) == ("done", 10, 0.9)
+    tags = models.tags("2")
+    assert (tags[lineage.SHADOW_ROWS], tags[lineage.SHADOW_AGREEMENT]) == ("10", "0.9000")
