@@ -44,8 +44,5 @@ def registry_state(model_name: str) -> tuple[dict[str, str], list[str]]:
 
     client = registry.mlflow_client(get_settings())
     aliases = registry.alias_state(client, model_name)
-    try:
-        versions = client.search_model_versions(f"name = '{model_name}'")
-    except Exception:  # the model may not exist yet
-        versions = []
+    versions = registry.search_versions(client, model_name)
     return aliases, sorted(str(v.version) for v in versions)

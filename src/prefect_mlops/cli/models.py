@@ -26,7 +26,7 @@ def models(
         table = Table("model", "versions", "aliases", title="Registered models")
         for model in client.search_registered_models():
             aliases = ", ".join(f"{a}→v{v}" for a, v in sorted(model.aliases.items()))
-            count = len(client.search_model_versions(f"name = '{model.name}'"))
+            count = len(registry.search_versions(client, model.name))
             table.add_row(model.name, str(count), aliases or "-")
         console.print(table)
         return

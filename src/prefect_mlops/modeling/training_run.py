@@ -142,7 +142,7 @@ def ingest(
     source = config.data.describe()
     df = read_table(config.data)
     snapshot = write_snapshot(df, snapshot_dir, source)
-    log_snapshot_input(run_id, df, snapshot, target=config.target, context="training")
+    log_snapshot_input(client, run_id, df, snapshot, target=config.target, context="training")
     params = {
         "data.source": source[:500],
         "data.digest": snapshot.digest,

@@ -68,11 +68,17 @@ def start_training_run(
 
 
 def log_snapshot_input(
-    run_id: str, df: pd.DataFrame, snapshot: SnapshotRef, *, target: str | None, context: str
+    client: MlflowClient,
+    run_id: str,
+    df: pd.DataFrame,
+    snapshot: SnapshotRef,
+    *,
+    target: str | None,
+    context: str,
 ) -> None:
-    """Log ``snapshot`` as an MLflow dataset input of ``run_id`` (source: the snapshot file,
-    digest: its content hash, profile: every row of ``df``, schema: its first rows)."""
-    import mlflow
+    """Log ``snapshot`` as an MLflow dataset input of ``run_id`` through ``client`` (source: the
+    snapshot file, digest: its content hash, profile: every row of ``df``, schema: its first
+    rows)."""
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -89,7 +95,7 @@ def log_snapshot_input(
         lineage.DATASET_DIGEST: snapshot.digest,
         lineage.DATASET_SOURCE: snapshot.source[:500],
     }
-    mlflow.MlflowClient().log_inputs(
+    client.log_inputs(
         run_id,
         datasets=[DatasetInput(entity, tags=[InputTag(key, value) for key, value in tags.items()])],
     )

@@ -163,7 +163,7 @@ def test_snapshot_input_profiles_every_row_and_samples_the_schema(
     run_id = tracking.start_training_run(reg.client, experiment_id, "inputs", {})
     monkeypatch.setattr(tracking, "SCHEMA_SAMPLE_ROWS", 5)
 
-    tracking.log_snapshot_input(run_id, df, snapshot, target=TARGET, context="training")
+    tracking.log_snapshot_input(reg.client, run_id, df, snapshot, target=TARGET, context="training")
 
     (logged,) = reg.client.get_run(run_id).inputs.dataset_inputs
     tags = {t.key: t.value for t in logged.tags}
