@@ -16,6 +16,7 @@ from prefect_mlops.deployment.decisions import Result, aborted_reason
 from prefect_mlops.deployment.labels import LabelSpec
 from prefect_mlops.deployment.rollout import DeploymentConfig
 from prefect_mlops.deployment.shadow import ShadowVerdict
+from prefect_mlops.registry import configure_mlflow
 from prefect_mlops.settings import get_settings
 from prefect_mlops.tasks.deployment import (
     check_labels,
@@ -50,6 +51,9 @@ class DeploymentOutcome(BaseModel):
 )
 def model_deployment(config: DeploymentConfig) -> DeploymentOutcome:
     """Deploy ``config.version`` (default: the challenger) of ``config.model_name``."""
+    # `models:/` URIs (loading a candidate to say why the live service cannot) resolve through
+    # MLflow's module-level stores: point them at the configured ones, as training does.
+    configure_mlflow(get_settings())
     version = resolve_candidate(config)
     labels = check_labels(config, version)
     report = infra_validate(config, version)

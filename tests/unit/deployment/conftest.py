@@ -44,6 +44,7 @@ def registry_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("deployment-registry") / "mlops-home"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(home))
+        registry.configure_mlflow(get_settings())  # `models:/` URIs load from this registry
         registry.mlflow_client(get_settings()).search_registered_models()
         yield home
 
