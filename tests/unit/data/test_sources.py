@@ -23,7 +23,6 @@ from prefect_mlops.data.snapshots import (
     write_snapshot,
 )
 from prefect_mlops.data.sources import (
-    apply_time_filter,
     iter_tables,
     known_row_count,
     normalize_missing,
@@ -31,6 +30,7 @@ from prefect_mlops.data.sources import (
     read_table,
     resolve_format,
 )
+from prefect_mlops.data.time_window import apply_time_filter
 from prefect_mlops.errors import DataIngestError, MLOpsError
 
 
