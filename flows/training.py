@@ -176,7 +176,6 @@ def _report_unchanged(
 
 def _publish(outcome: TrainingOutcome, settings: Settings) -> None:
     """Say what the run did: one log line and the summary and MLflow-run artifacts."""
-    run_link = mlflow_run_link(settings.mlflow_ui_url, outcome.experiment_id, outcome.run_id)
     if outcome.status == "unchanged":
         get_run_logger().info(
             "%s v%s stays champion; nothing registered, no alias moved",
@@ -191,6 +190,12 @@ def _publish(outcome: TrainingOutcome, settings: Settings) -> None:
             outcome.status.replace("_", " "),
             ", ".join(outcome.aliases) or "none",
         )
+    publish_artifacts(outcome, settings)
+
+
+def publish_artifacts(outcome: TrainingOutcome, settings: Settings) -> None:
+    """The summary and MLflow-run artifacts of ``outcome`` on the current flow run."""
+    run_link = mlflow_run_link(settings.mlflow_ui_url, outcome.experiment_id, outcome.run_id)
     create_markdown_artifact(
         markdown=summary_markdown(outcome, run_link, settings.mlflow_ui_url),
         key="training-summary",
@@ -234,5 +239,10 @@ Open the MLflow UI at [{ui}]({ui}) (tracking store `{outcome.tracking_uri}`).
     "init`), so a deployment is changed by editing one file.",
 )
 def continuous_training_from_file(config_path: str) -> TrainingOutcome:
-    """Read ``config_path`` (relative paths resolve against the working directory) and train."""
-    return continuous_training(TrainingConfig.from_yaml(config_path))
+    """Read ``config_path`` (relative paths resolve against the working directory) and train.
+
+    The training runs as a subflow; its summary is published on this run too, the one a user
+    (or a scheduled deployment) launched."""
+    outcome = continuous_training(TrainingConfig.from_yaml(config_path))
+    publish_artifacts(outcome, get_settings())
+    return outcome

@@ -22,7 +22,7 @@ from prefect_mlops import registry
 from prefect_mlops.data.demo import generate_churn
 from prefect_mlops.data.snapshots import verify_snapshot
 from prefect_mlops.errors import DataValidationError
-from prefect_mlops.flows.training import continuous_training
+from prefect_mlops.flows.training import continuous_training, continuous_training_from_file
 from prefect_mlops.registry import lineage
 from prefect_mlops.settings import get_settings
 
@@ -271,3 +271,20 @@ def test_unchanged_data_and_config_register_nothing(mlops_home: Path, tmp_path: 
     # Changed config on the same data: trained as well.
     fourth = continuous_training(churn_config(changed, tags={"why": "new code"}))
     assert fourth.version == "3"
+
+
+def test_the_file_based_flow_shows_the_summary_on_the_run_launched(
+    mlops_home: Path, tmp_path: Path
+) -> None:
+    """`continuous-training-from-file` (the file-based deployment) runs the training as a
+    subflow: its summary and MLflow link are on the parent run too, the one a user opens."""
+    import yaml
+
+    data = write_frame(generate_churn(2000, seed=23), tmp_path / "churn.csv")
+    config_path = tmp_path / "train.yaml"
+    config_path.write_text(yaml.safe_dump(churn_config(data).model_dump(mode="json")))
+    state = continuous_training_from_file(str(config_path), return_state=True)
+    outcome = state.result()
+    parent = _artifacts(str(state.state_details.flow_run_id))
+    assert f"models:/churn-test/{outcome.version}" in parent["training-summary"]
+    assert outcome.run_id in parent["mlflow-run"]
