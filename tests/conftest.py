@@ -15,6 +15,21 @@ for _key, _value in {**TELEMETRY_OFF, "OMP_NUM_THREADS": "1"}.items():
     os.environ[_key] = _value
 
 
+#: What MLflow or the CLI would write into the working directory if a test forgot to point them
+#: at tmp_path (MLflow's default store is ./mlflow.db, the CLI's default home is ./.mlops).
+_STRAY = ("mlflow.db", "mlruns", "mlartifacts", ".mlops")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checkout_stays_clean() -> Iterator[None]:
+    """Fail the session when a test wrote one of ``_STRAY`` into the checkout."""
+    root = Path(__file__).resolve().parents[1]
+    before = {name for name in _STRAY if (root / name).exists()}
+    yield
+    created = [name for name in _STRAY if (root / name).exists() and name not in before]
+    assert not created, f"tests wrote {created} into {root}: point them at tmp_path"
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
     """A real, temporary Prefect API for flow tests (``prefect_test_harness``)."""
