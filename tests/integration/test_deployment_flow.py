@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 import threading
 import time
@@ -24,6 +23,7 @@ from prefect_mlops import registry
 from prefect_mlops.data.demo import generate_churn
 from prefect_mlops.deployment.rollout import DeploymentConfig
 from prefect_mlops.errors import DataIngestError, InfraValidationError
+from prefect_mlops.files import atomic_path
 from prefect_mlops.flows.deployment import DeploymentOutcome, model_deployment
 from prefect_mlops.flows.training import continuous_training
 from prefect_mlops.registry import lineage
@@ -239,9 +239,8 @@ def _traffic(
                 )
             failures.append(errors)
             if labels_path is not None:
-                tmp = labels_path.with_suffix(".tmp")
-                pd.DataFrame(labels).to_csv(tmp, index=False)
-                os.replace(tmp, labels_path)
+                with atomic_path(labels_path) as tmp:
+                    pd.DataFrame(labels).to_csv(tmp, index=False)
 
 
 def _empty_labels(tmp_path: Path) -> Path:

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import pytest
 from packaging.version import Version
 
-from prefect_mlops.processes import TELEMETRY_OFF, free_port, stop_process
+from prefect_mlops.processes import TELEMETRY_OFF, free_port, start_server, stop_process
 
 SERVER_HEALTH_TIMEOUT_S = 60.0  # counted from the first test that needs it
 SCHEDULED_RUNS_TIMEOUT_S = 60.0
@@ -116,16 +116,7 @@ def _prefect_server_process(
         "--port",
         str(port),
     ]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            env=env,
-            cwd=home,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_server(cmd, env=env, cwd=home, log_path=log_path).process
     try:
         yield proc, PrefectServer(api_url, log_path)
     finally:
