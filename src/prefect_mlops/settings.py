@@ -49,6 +49,22 @@ class Settings(BaseSettings):
     serve_token: str | None = Field(
         default=None, description="Bearer token the online service requires when set."
     )
+    serve_token_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts besides loopback that may be sent the serving token, over https only "
+        '(a JSON list in MLOPS_SERVE_TOKEN_HOSTS, e.g. ["serving.internal.example.com"]).',
+    )
+    allow_pickle_models: bool = Field(
+        default=False,
+        description="Load model versions saved with pickle or cloudpickle (loading one runs any "
+        "code its file holds); default: skops only.",
+    )
+    model_trusted_types: list[str] = Field(
+        default_factory=list,
+        description="Types a skops model may hold beyond scikit-learn's classes and numpy's and "
+        "scipy's data types (a JSON list in MLOPS_MODEL_TRUSTED_TYPES, e.g. "
+        '["xgboost.sklearn.XGBClassifier"]).',
+    )
     serve_max_rows: int = Field(
         default=10_000, ge=1, description="Most rows one /predict request may carry (else 413)."
     )

@@ -32,6 +32,8 @@ TASK = "mlops.task"
 TARGET = "mlops.target"
 BASELINE_VERSION = "mlops.baseline_version"
 MLFLOW_RUN_ID = "mlops.mlflow_run_id"
+#: ``sha256:<hex>`` of the version's model file, recorded at registration, checked at load.
+MODEL_DIGEST = "mlops.model.digest"
 METRIC_PREFIX = "mlops.metric."
 
 # -- the blessing (on the run and the version) --------------------------------------------------
