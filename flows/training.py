@@ -22,6 +22,7 @@ from prefect_mlops.modeling.training_run import (
     open_training_run,
 )
 from prefect_mlops.registry import configure_mlflow, mlflow_client
+from prefect_mlops.secrets import mask_url
 from prefect_mlops.settings import Settings, get_settings
 from prefect_mlops.tasks.data import (
     check_unchanged,
@@ -59,7 +60,7 @@ class TrainingOutcome(BaseModel):
     )
     snapshot_digest: str
     snapshot_path: str
-    tracking_uri: str
+    tracking_uri: str = Field(description="The MLflow tracking store (password masked).")
 
 
 @flow(
@@ -142,7 +143,7 @@ def _train_and_register(
         metrics=candidate.overall,
         snapshot_digest=snapshot.digest,
         snapshot_path=snapshot.path,
-        tracking_uri=settings.resolved_tracking_uri,
+        tracking_uri=mask_url(settings.resolved_tracking_uri),
     )
     _publish(outcome, settings)
     return outcome
@@ -168,7 +169,7 @@ def _report_unchanged(
         metrics=champion_metrics(champion),
         snapshot_digest=snapshot.digest,
         snapshot_path=snapshot.path,
-        tracking_uri=settings.resolved_tracking_uri,
+        tracking_uri=mask_url(settings.resolved_tracking_uri),
     )
     _publish(outcome, settings)
     return outcome

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from prefect_mlops import secrets
 from prefect_mlops.errors import ConfigError
 
 TaskType = Literal["auto", "classification", "regression"]
@@ -32,20 +41,48 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # hide_input_in_errors: a pydantic error's text shows no value (a URL may hold a password);
+    # format_validation_error shows each value masked.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class DataSource(_Strict):
-    """Where the training table comes from: a CSV/Parquet file, or a SQL query."""
+    """Where the training table comes from: a CSV/Parquet file, or a SQL query.
+
+    A database password is never part of the configuration (it is a flow parameter, stored in
+    Prefect and logged to MLflow): ``sql_url`` must hold none; ``password_env`` or
+    ``password_secret`` name where it is read from, or ``sql_url_env`` names an environment
+    variable holding the whole URL. They are resolved when the data is read
+    (:meth:`connection_url`).
+    """
 
     path: str | None = Field(default=None, description="CSV or Parquet file (local path or URI).")
     format: Literal["auto", "csv", "parquet"] = Field(
         default="auto", description="File format; 'auto' goes by the file extension."
     )
     sql_url: str | None = Field(
-        default=None, description="SQLAlchemy URL of a database to read with `query`."
+        default=None,
+        description="SQLAlchemy URL of a database to read with `query`, without password "
+        "(see `password_env`, `password_secret`, `sql_url_env`).",
     )
-    query: str | None = Field(default=None, description="SQL query, used with `sql_url`.")
+    sql_url_env: str | None = Field(
+        default=None,
+        description="Name of an environment variable holding the whole SQLAlchemy URL "
+        "(password included), read when the data is read; instead of `sql_url`.",
+    )
+    password_env: str | None = Field(
+        default=None,
+        description="Name of an environment variable holding the password of `sql_url`, "
+        "read when the data is read.",
+    )
+    password_secret: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the password of `sql_url`, "
+        "loaded when the data is read.",
+    )
+    query: str | None = Field(
+        default=None, description="SQL query, used with `sql_url` or `sql_url_env`."
+    )
     timestamp_column: str | None = Field(
         default=None, description="Timestamp column for the since/until filter and time splits."
     )
@@ -56,25 +93,75 @@ class DataSource(_Strict):
         default=None, description="Keep rows whose timestamp is before this instant."
     )
 
+    @field_validator("sql_url")
+    @classmethod
+    def _no_password(cls, url: str | None) -> str | None:
+        if url and secrets.url_has_secret(url):
+            raise ValueError(
+                f"sql_url holds a password or secret ({secrets.mask_url(url)}), and the "
+                "configuration is stored in clear (Prefect flow parameters, MLflow); remove it "
+                "from the URL and set `password_env` to the name of an environment variable "
+                "holding the password (or `password_secret` to a Prefect Secret block), or "
+                "put the whole URL in an environment variable named by `sql_url_env`"
+            )
+        return url
+
     @model_validator(mode="after")
     def _one_source(self) -> DataSource:
-        if bool(self.path) == bool(self.sql_url):
-            raise ValueError("give exactly one of `path` or `sql_url` (+ `query`)")
-        if self.sql_url and not self.query:
+        if sum(bool(x) for x in (self.path, self.sql_url, self.sql_url_env)) != 1:
+            raise ValueError(
+                "give exactly one of `path` or `sql_url` (or `sql_url_env`) (+ `query`)"
+            )
+        if self.is_sql and not self.query:
             raise ValueError("`query` is required with `sql_url`")
+        if self.password_env and self.password_secret:
+            raise ValueError("give at most one of `password_env` or `password_secret`")
+        if (self.password_env or self.password_secret) and not self.sql_url:
+            raise ValueError(
+                "`password_env` / `password_secret` go with `sql_url` (a URL in `sql_url_env` "
+                "holds its own password)"
+            )
         if (self.since or self.until) and not self.timestamp_column:
             raise ValueError("`since`/`until` need `timestamp_column`")
         return self
 
+    @property
+    def is_sql(self) -> bool:
+        """Whether the source is a SQL query (``sql_url`` or ``sql_url_env``)."""
+        return bool(self.sql_url or self.sql_url_env)
+
+    def connection_url(self) -> str:
+        """The SQLAlchemy URL to connect with, its password resolved from the reference (an
+        environment variable or a Prefect Secret block). Only for opening the connection:
+        never store, log or raise it. Raises ConfigError when a reference cannot be resolved.
+        """
+        if self.sql_url_env:
+            return secrets.resolve_env(self.sql_url_env, "data.sql_url_env")
+        url = self.sql_url or ""
+        if self.password_env:
+            return secrets.with_password(
+                url, secrets.resolve_env(self.password_env, "data.password_env")
+            )
+        if self.password_secret:
+            password = secrets.resolve_secret_block(self.password_secret, "data.password_secret")
+            return secrets.with_password(url, password)
+        return url
+
     def describe(self) -> str:
-        """A short human-readable name of the source (file path or SQL URL without password)."""
+        """A short human-readable name of the source: the file path, or the SQL URL (every
+        password and secret masked) and query."""
         if self.path:
             return self.path
-        from sqlalchemy.engine import make_url
-
-        return (
-            f"{make_url(self.sql_url or '').render_as_string(hide_password=True)} :: {self.query}"
-        )
+        if self.sql_url_env:
+            value = os.environ.get(self.sql_url_env)
+            url = (
+                f"{secrets.mask_url(value)} (from ${self.sql_url_env})"
+                if value
+                else (f"${self.sql_url_env}")
+            )
+        else:
+            url = secrets.mask_url(self.sql_url or "")
+        return f"{url} :: {self.query}"
 
 
 class SplitConfig(_Strict):
@@ -281,11 +368,12 @@ class TrainingConfig(_Strict):
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per invalid field: ``<source>: field a.b: message (got value)``."""
+    """One line per invalid field: ``<source>: field a.b: message (got value)``, every
+    password and secret masked."""
     lines = [f"{source}: invalid configuration"]
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(root)"
         got = err.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"  field {loc}: {err['msg']}{shown}")
-    return "\n".join(lines)
+    return secrets.mask_text("\n".join(lines))

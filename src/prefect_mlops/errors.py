@@ -37,7 +37,16 @@ def first_line(exc: BaseException) -> str:
 
 
 class MLOpsError(Exception):
-    """Base class of every error raised by prefect-mlops."""
+    """Base class of every error raised by prefect-mlops.
+
+    Its message is masked (``prefect_mlops.secrets.mask_text``): a URL's password or secret
+    query parameter never reaches a state message, log line, event or stored exception.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        from prefect_mlops.secrets import mask_text
+
+        super().__init__(*(mask_text(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(MLOpsError):

@@ -217,11 +217,13 @@ def test_config_hash_changes_with_any_field(change: dict[str, Any]) -> None:
 # --- DataSource.describe --------------------------------------------------------------------------
 
 
-def test_describe_hides_the_sql_password() -> None:
-    source = DataSource(
-        sql_url="postgresql://analyst:s3cr3t-pw@db.example.com:5432/warehouse",
-        query="select * from churn",
+def test_describe_hides_the_sql_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A password never sits in sql_url (refused, see tests/unit/test_secrets.py): the whole
+    # URL comes from an environment variable, and describe() masks it.
+    monkeypatch.setenv(
+        "WAREHOUSE_URL", "postgresql://analyst:s3cr3t-pw@db.example.com:5432/warehouse"
     )
+    source = DataSource(sql_url_env="WAREHOUSE_URL", query="select * from churn")
     described = source.describe()
     assert "s3cr3t-pw" not in described
     assert "analyst" in described and "db.example.com" in described

@@ -4,7 +4,8 @@ Each command group lives in its own module (training: demo, train, init; models:
 promote, rollback; scoring: score; deployment: deploy; serving: serve; server: the local
 Prefect server). A command raises the library's errors; :class:`ErrorBoundary` turns any
 :class:`~prefect_mlops.errors.MLOpsError` into ``error: <message>`` on stderr and exit 1, in
-this one place. Heavy libraries are imported inside the commands, so ``--help`` stays fast.
+this one place, masked (a URL's password or secret never reaches the terminal). Heavy
+libraries are imported inside the commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typer.core import TyperGroup
 from prefect_mlops.cli import deployment, exit_codes, models, scoring, serving, training
 from prefect_mlops.cli.server import server_app
 from prefect_mlops.errors import MLOpsError
+from prefect_mlops.secrets import mask_text
 
 
 class ErrorBoundary(TyperGroup):
@@ -27,7 +29,7 @@ class ErrorBoundary(TyperGroup):
         try:
             return super().invoke(ctx)
         except MLOpsError as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            typer.secho(f"error: {mask_text(str(exc))}", fg=typer.colors.RED, err=True)
             raise typer.Exit(exit_codes.ERROR) from None
 
 

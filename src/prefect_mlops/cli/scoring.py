@@ -21,6 +21,7 @@ FIELDS = {
     "output": "output_dir",
     "data": "data.path",
     "sql_url": "data.sql_url",
+    "sql_url_env": "data.sql_url_env",
     "query": "data.query",
     "version": "version",
     "alias": "alias",
@@ -53,9 +54,22 @@ def score(
     ] = None,
     sql_url: Annotated[
         str | None,
-        typer.Option(help="SQLAlchemy URL of a database to read with `query`. Instead of --data."),
+        typer.Option(
+            help="SQLAlchemy URL of a database to read with `query`, without password (see "
+            "`password_env`, `password_secret`, `sql_url_env`). Instead of --data; a URL with "
+            "a password is refused (a command line is visible to every user of the machine)."
+        ),
     ] = None,
-    query: Annotated[str | None, typer.Option(help="SQL query, used with `sql_url`.")] = None,
+    sql_url_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of an environment variable holding the whole SQLAlchemy URL (password "
+            "included), read when the data is read; instead of `sql_url`."
+        ),
+    ] = None,
+    query: Annotated[
+        str | None, typer.Option(help="SQL query, used with `sql_url` or `sql_url_env`.")
+    ] = None,
     version: Annotated[
         str | None, typer.Option(help="Pin a model version (e.g. '3'); wins over `alias`.")
     ] = None,
@@ -131,7 +145,7 @@ def score(
             "model_name": model,
             "alias": alias,
             "version": version,
-            "data": {"path": data, "sql_url": sql_url, "query": query},
+            "data": {"path": data, "sql_url": sql_url, "sql_url_env": sql_url_env, "query": query},
             "output_dir": str(output),
             "chunk_size": chunk_size,
             "runner": "dask" if dask or dask_address else "default",

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from prefect_mlops.data.sources import READ_ERRORS, normalize_missing
 from prefect_mlops.errors import DataIngestError, first_line
 from prefect_mlops.files import publish, temp_path_beside, write_bytes_atomic
+from prefect_mlops.secrets import mask_text
 
 # --------------------------------------------------------------------------- digests
 
@@ -122,8 +123,10 @@ def write_snapshot(df: pd.DataFrame, snapshot_dir: Path, source: str) -> Snapsho
     existing snapshot of the same content is never rewritten but returned as is. A sidecar
     ``<digest>.json`` records source, n_rows, columns, dtypes and created_at. Returns the
     :class:`SnapshotRef`. Raises DataIngestError when the folder cannot be written or a column
-    cannot be stored in Parquet (mixed types, duplicate names).
+    cannot be stored in Parquet (mixed types, duplicate names). ``source`` is kept masked
+    (``secrets.mask_text``): the sidecar and the ref never hold a password.
     """
+    source = mask_text(source)
     snapshot_dir = Path(snapshot_dir).expanduser().resolve()
     _check_columns(df)
     try:

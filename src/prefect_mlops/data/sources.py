@@ -8,8 +8,9 @@ points are built on it:
 * :func:`iter_tables` — Arrow tables of bounded size (batch scoring), Parquet text columns
   optionally read dictionary-encoded and named in the schema (:func:`read_as_dictionary`).
 
-Every failure is a ``DataIngestError`` naming the file (or the SQL URL without its password),
-the column and the fix.
+Every failure is a ``DataIngestError`` naming the file (or the SQL URL, every password and
+secret masked), the column and the fix. A SQL source's password is resolved from its reference
+(``DataSource.connection_url``) only here, where the connection is opened.
 
 The timestamp parsing and the time window are in :mod:`~prefect_mlops.data.time_window`.
 """
@@ -35,6 +36,7 @@ from prefect_mlops.data.time_window import (
     window_mask,
 )
 from prefect_mlops.errors import DataIngestError, MLOpsError, first_line
+from prefect_mlops.secrets import chainable, mask_text, secret_values
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -126,7 +128,7 @@ class _Plan:
 
 
 def describe_source(source: DataSource) -> str:
-    """``data file <path>``, or the SQL URL (without password) and query: how errors name it."""
+    """``data file <path>``, or the SQL URL (masked) and query: how errors name it."""
     return f"data file {source.path}" if source.path else source.describe()
 
 
@@ -135,7 +137,7 @@ def read_table(source: DataSource, *, allow_empty: bool = False) -> pd.DataFrame
 
     Returns the frame with ``source.timestamp_column`` (when set) parsed to datetimes and only
     the rows in ``[source.since, source.until)``. Raises DataIngestError naming the file (or
-    the SQL URL without password) for a missing, empty or unreadable file, an unknown
+    the masked SQL URL) for a missing, empty or unreadable file, an unknown
     extension, a failing query, a missing or unparseable timestamp column, or a time window
     that leaves no rows. With ``allow_empty`` a file or query with a header but no rows gives
     an empty frame instead (a table that fills over time, such as late labels).
@@ -205,7 +207,7 @@ def known_row_count(source: DataSource) -> int | None:
     the read itself names the problem)."""
     import pyarrow.parquet as pq
 
-    if source.sql_url or _has_window(source):
+    if source.is_sql or _has_window(source):
         return None
     try:
         fmt = resolve_format(source.path or "", source.format)
@@ -342,7 +344,7 @@ def _span(spans: list[tuple[Any, Any]]) -> tuple[Any, Any]:
 
 
 def _no_rows(source: DataSource, where: str, columns: list[str]) -> DataIngestError:
-    if source.sql_url:
+    if source.is_sql:
         return DataIngestError(f"SQL query on {where} has no rows (returned 0 rows)")
     return DataIngestError(f"{where} has no rows (columns: {columns})")
 
@@ -355,7 +357,7 @@ def _open(
 ) -> tuple[list[str] | None, Iterator[Chunk]]:
     """The column names when known before reading rows (None: from the first chunk), and the
     raw chunks of ``source``. Read errors become DataIngestError naming the file or query."""
-    if source.sql_url:
+    if source.is_sql:
         return None, _sql_chunks(source, plan.chunk_size)
     path = source.path or ""
     fmt = resolve_format(path, source.format)
@@ -470,18 +472,22 @@ def _parquet_chunks(
 
 def _sql_chunks(source: DataSource, size: int | None) -> Iterator[Chunk]:
     """The query's rows (in chunks of ``size`` rows, streamed by the driver, or all at once);
-    raise DataIngestError naming the URL without password."""
+    raise DataIngestError naming the masked URL (a driver's error text masked too, and not
+    chained when it shows a secret), ConfigError when the password cannot be resolved."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
     where = source.describe()
+    url = source.connection_url()
+    known = secret_values(url)
     try:
-        engine = create_engine(source.sql_url or "")
+        engine = create_engine(url)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise DataIngestError(
-            f"cannot connect to {where}: {first_line(exc)}; check data.sql_url and that the "
-            f"database driver is installed"
-        ) from exc
+            f"cannot connect to {where}: {mask_text(first_line(exc), known)}; check "
+            f"data.sql_url (or the URL in data.sql_url_env) and that the database driver is "
+            f"installed"
+        ) from chainable(exc, known)
     try:
         with engine.connect() as conn:
             query = text(source.query or "")
@@ -493,7 +499,8 @@ def _sql_chunks(source: DataSource, size: int | None) -> Iterator[Chunk]:
     except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
         cause = getattr(exc, "orig", None) or exc
         raise DataIngestError(
-            f"SQL query failed on {where}: {type(cause).__name__}: {first_line(cause)}"
-        ) from exc
+            f"SQL query failed on {where}: {type(cause).__name__}: "
+            f"{mask_text(first_line(cause), known)}"
+        ) from chainable(exc, known)
     finally:
         engine.dispose()

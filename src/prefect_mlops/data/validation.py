@@ -20,6 +20,7 @@ import pandas as pd
 
 from prefect_mlops.data.suites import TYPE_FAMILIES, normalize_suite
 from prefect_mlops.errors import ConfigError
+from prefect_mlops.secrets import mask_text
 
 _MISSING = "column missing"
 _ERROR = "error"
@@ -246,8 +247,10 @@ def validate_frame(
     re-run with ``"BASIC"`` for the observed values (their detail replaces the bare entries of
     ``result``). A column the data lacks becomes one failure naming it. Returns a
     :class:`ValidationOutcome`; raises ConfigError if the suite is malformed or holds an
-    expectation GX does not accept.
+    expectation GX does not accept. ``data_name`` (GX's asset name, in ``result``) is masked
+    (``secrets.mask_text``).
     """
+    data_name = mask_text(data_name)
     suite = normalize_suite(suite, default_name="suite")
     count = len(suite["expectations"])
     with _GX.lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -232,11 +233,23 @@ def test_sql_failure_hides_password(tmp_path: Path) -> None:
         read_table(source)
 
 
-def test_sql_bad_driver_names_url_without_password() -> None:
-    source = DataSource(sql_url="nosuchdb://user:s3cret@host/db", query="SELECT 1")
-    with pytest.raises(DataIngestError, match=r"nosuchdb://user:\*\*\*@host/db") as info:
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"sql_url": "nosuchdb://user@host/db", "password_env": "TEST_DB_PASSWORD"}, "user@host"),
+        ({"sql_url_env": "TEST_DB_URL"}, "user:***@host"),
+    ],
+)
+def test_sql_bad_driver_names_url_without_password(
+    data: dict[str, str], named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_DB_PASSWORD", "s3cret")
+    monkeypatch.setenv("TEST_DB_URL", "nosuchdb://user:s3cret@host/db?sslpassword=s3cret")
+    source = DataSource(**data, query="SELECT 1")
+    with pytest.raises(DataIngestError, match=re.escape(f"nosuchdb://{named}/db")) as info:
         read_table(source)
     assert "s3cret" not in str(info.value)
+    assert "s3cret" not in str(info.value.__cause__)  # chained only when it shows no secret
 
 
 def test_sql_no_rows(tmp_path: Path) -> None:
