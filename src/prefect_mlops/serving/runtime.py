@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from prefect_mlops.errors import ModelLoadError, RequestValidationError
+from prefect_mlops.secrets import mask_text
 from prefect_mlops.serving.batching import MicroBatcher
 from prefect_mlops.serving.loading import (
     LoadedModel,
@@ -162,7 +163,7 @@ class ServingRuntime:
                 logger.warning("registry poll failed, serving the loaded model: %s", exc)
             except Exception as exc:  # never let the poller die
                 self.reload_failures += 1
-                self.last_reload_error = f"{type(exc).__name__}: {exc}"
+                self.last_reload_error = mask_text(f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         """Stop polling and batching; flush and close the serving log."""
