@@ -24,8 +24,9 @@ by :class:`prefect_mlops.serving.batching.MicroBatcher` into one ``predict`` cal
 requests batched with it, and it cannot return a per-request envelope (request id, version).
 
 Start-up failures end the server with exit code 1 and a line ``prefect-mlops service cannot
-start: <reason naming the model URI>``: the main process checks the registry and the model
-metadata before any worker starts; a champion whose artifact cannot be loaded (missing,
+start: <reason>``: the main process checks the token (a set but empty ``MLOPS_SERVE_TOKEN`` is
+refused, never taken as "no auth"), the registry and the model metadata before any worker
+starts; a champion whose artifact cannot be loaded (missing,
 truncated, garbage) fails the worker, which is not respawned, so the server exits as soon as
 BentoML sees no worker left (within its 10 s check). A rollout's challenger that cannot be
 loaded only logs an error: the champion answers every request.
@@ -69,7 +70,7 @@ from pydantic.json_schema import SkipJsonSchema  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import RedirectResponse, Response  # noqa: E402
 
-from prefect_mlops.errors import ModelLoadError  # noqa: E402
+from prefect_mlops.errors import ConfigError, ModelLoadError  # noqa: E402
 from prefect_mlops.serving.auth import token_ok  # noqa: E402
 from prefect_mlops.serving.contract import (  # noqa: E402
     COLUMNS_DOC,
@@ -80,10 +81,12 @@ from prefect_mlops.serving.contract import (  # noqa: E402
     predict_body_schema,
 )
 from prefect_mlops.serving.loading import CANNOT_START, preflight  # noqa: E402
+from prefect_mlops.serving.process import check_token  # noqa: E402
 from prefect_mlops.serving.runtime import ServingRuntime  # noqa: E402
 from prefect_mlops.settings import get_settings  # noqa: E402
 
 logger = logging.getLogger("prefect_mlops.service")
+_settings = get_settings()  # the traffic limits below are read once, when BentoML imports this
 
 _runtime: ServingRuntime | None = None
 
@@ -131,9 +134,13 @@ def _guarded(handler: Callable[[Request, ServingRuntime], Awaitable[Response]]) 
 
 @_guarded
 async def predict_endpoint(request: Request, runtime: ServingRuntime) -> Response:
-    """``POST /predict``: the raw body goes to ``ServingRuntime.predict`` (parsed once)."""
-    body = await request.body()
-    reply = await runtime.predict(body, request.headers.get("x-request-id"))
+    """``POST /predict``: the body, unread, goes to ``ServingRuntime.predict``, which reads it
+    up to ``MLOPS_SERVE_MAX_BODY_BYTES`` (its Content-Length first) and parses it once."""
+    reply = await runtime.predict(
+        request.stream(),
+        request.headers.get("x-request-id"),
+        declared_length=request.headers.get("content-length"),
+    )
     return _json(reply.status, reply.body, reply.headers)
 
 
@@ -230,21 +237,33 @@ _document(
     "Predict rows with the served model",
     'Body: `{"records": [{...}, ...]}`, `{"columns": {"feature": [...]}}` or a bare list of '
     "records. Each row is checked against the model signature (GET /metadata) before it joins "
-    "a batch; errors name the field. `NaN` and `null` are a missing value. An `X-Request-ID` "
-    "of 1-128 printable ASCII characters is echoed as given; another is replaced by a server id "
-    "and the answer's `X-Request-ID-Refused` header says why.",
+    "a batch; errors name the field. `NaN` and `null` are a missing value. Every answer has the "
+    "server's `request_id` (also its `X-Request-ID` header; the canary split hashes it); a "
+    "client's `X-Request-ID` of 1-128 printable ASCII characters comes back as "
+    "`client_request_id`, another is dropped and the answer's `X-Request-ID-Refused` header "
+    "says why.",
     {
         200: {"model": PredictResponse, "description": "Predictions, one per row."},
         400: _error(
             "A body that cannot be decoded into rows: empty, malformed JSON, nested too deeply, "
             "a number with too many digits (field 'body')."
         ),
-        413: _error("More rows than MLOPS_SERVE_MAX_ROWS."),
+        413: _error(
+            "A body of more bytes than MLOPS_SERVE_MAX_BODY_BYTES (field 'body', refused before "
+            "it is parsed) or more rows than MLOPS_SERVE_MAX_ROWS."
+        ),
         422: _error(
             "A field breaks the model signature (wrong type, missing, not a finite number), "
             "or no row was sent."
         ),
-        500: _error("The model failed on valid input."),
+        429: {
+            "description": "More requests at once than MLOPS_SERVE_MAX_CONCURRENCY "
+            '(BentoML\'s `{"error": "Too many requests"}`): retry later.'
+        },
+        500: _error(
+            "The model failed on valid input (the answer names no exception; the server log "
+            "and the serving log do)."
+        ),
     },
     openapi_extra={
         "requestBody": {
@@ -309,7 +328,9 @@ class PredictInput(UnreadRequest):
 @bentoml.service(
     name="mlops_model_service",
     workers=1,
-    traffic={"timeout": 60},
+    # At most this many requests in the worker at once (more: 429 at once): with the body limit
+    # it bounds the memory requests can take. Probes (/healthz, /readyz) are never limited.
+    traffic={"timeout": 60, "max_concurrency": _settings.serve_max_concurrency},
     # Lean serving (see PINS.md): no OpenTelemetry spans on the hot paths, no access log,
     tracing={"excluded_urls": ["/predict", "/metadata", "/healthz", "/readyz", "/livez"]},
     logging={"access": {"enabled": False}},
@@ -354,8 +375,10 @@ class ModelService:
         a non-zero exit. It reads metadata only; a model whose artifact cannot be loaded fails
         the worker, which then stops the server (workers are not respawned, see above)."""
         try:
-            state = preflight(get_settings())
-        except ModelLoadError as exc:
+            settings = get_settings()
+            check_token(settings.serve_token)
+            state = preflight(settings)
+        except (ConfigError, ModelLoadError) as exc:
             raise SystemExit(f"{CANNOT_START}: {exc}") from exc
         logger.info("registry check passed: will serve %s", state.champion.source)
         if state.challenger_error:

@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     serve_max_rows: int = Field(
         default=10_000, ge=1, description="Most rows one /predict request may carry (else 413)."
     )
+    serve_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1,
+        description="Most bytes one /predict body may have (else 413, before it is parsed); "
+        "a parsed body takes ~5-10x its size in memory.",
+    )
+    serve_max_concurrency: int = Field(
+        default=32,
+        ge=1,
+        description="Most requests the service handles at once (more are answered 429 at "
+        "once); with serve_max_body_bytes it bounds the memory of request bodies.",
+    )
     serve_reload_seconds: float = Field(
         default=10.0,
         ge=0,

@@ -37,7 +37,11 @@ class PredictResponse(BaseModel):
     """The answer of ``POST /predict`` (``ServingRuntime.predict``, status 200)."""
 
     request_id: str = Field(
-        description="The client's X-Request-ID, else a fresh id (also in the X-Request-ID header)."
+        description="The server's id of the request (also in the X-Request-ID header): the "
+        "serving log's key, the one the canary split hashes."
+    )
+    client_request_id: str | None = Field(
+        description="The client's X-Request-ID when kept (1-128 printable ASCII), else null."
     )
     model_name: str = Field(description="Registered model name.")
     model_version: str = Field(description="Registered version that answered.")
@@ -61,7 +65,10 @@ class ErrorResponse(BaseModel):
         description="Where: 'body', 'records[i].<feature>', 'columns.<feature>[i]', ...",
     )
     problem: str | None = Field(None, description="What is wrong with that field.")
-    request_id: str | None = Field(None, description="The request id (predict only).")
+    request_id: str | None = Field(None, description="The server's request id (predict only).")
+    client_request_id: str | None = Field(
+        None, description="The client's X-Request-ID when kept (predict only)."
+    )
 
 
 class ReloadResponse(BaseModel):

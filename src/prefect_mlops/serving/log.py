@@ -2,30 +2,34 @@
 
 This is what monitoring reads. The schema is stable and documented in ``docs/serving-log.md``:
 
-==============  ===========================  ===============================================
-column          type                         meaning
-==============  ===========================  ===============================================
-request_id      string                       id of the HTTP request (response ``request_id``)
-timestamp       timestamp[us, UTC]           when the request arrived
-model_name      string                       registered model name
-model_version   string                       version that produced ``prediction``
-variant         string                       ``champion`` | ``challenger`` | ``shadow``
-row_index       int64                        position of the row within the request
-features        string (JSON)                the row as received (signature columns)
-prediction      string (JSON)                the predicted value
-probabilities   string (JSON) or null        class probabilities (classifiers)
-latency_ms      float64                      whole-request latency
-status          string                       ``ok`` or the HTTP status code (``"422"``)
-error           string or null               the error message of a failed request, and/or
-                                             ``X-Request-ID refused: <reason>`` (any request)
-==============  ===========================  ===============================================
+=================  ===========================  ============================================
+column             type                         meaning
+=================  ===========================  ============================================
+request_id         string                       the server's id of the HTTP request (response
+                                                ``request_id``; routed and sampled on)
+client_request_id  string or null               the client's ``X-Request-ID`` when kept
+timestamp          timestamp[us, UTC]           when the request arrived
+model_name         string                       registered model name
+model_version      string                       version that produced ``prediction``
+variant            string                       ``champion`` | ``challenger`` | ``shadow``
+row_index          int64                        position of the row within the request
+features           string (JSON)                the row as received (signature columns)
+prediction         string (JSON)                the predicted value
+probabilities      string (JSON) or null        class probabilities (classifiers)
+latency_ms         float64                      whole-request latency
+status             string                       ``ok`` or the HTTP status code (``"422"``):
+                                                ``4xx`` the request's fault, ``5xx`` the model's
+error              string or null               the error message of a failed request, and/or
+                                                ``X-Request-ID refused: <reason>`` (any request)
+=================  ===========================  ============================================
 
 Files: ``<dir>/date=YYYY-MM-DD/part-<UTC timestamp>-<uuid>.parquet``, each written to a hidden
 temporary name first and renamed into place, so a reader never sees a partial file and files of
 earlier runs (or other workers) are never touched. A :class:`ServingLogWriter` takes rows without
 blocking (a queue) and a background thread writes what is queued every ``flush_seconds`` seconds,
 as soon as ``flush_rows`` rows wait, and on :meth:`ServingLogWriter.close`. A failing sink is
-counted, never raised to the caller.
+counted, never raised to the caller. Files written before ``client_request_id`` existed read
+with it null; a SQL table made before it gets the column added on the first write.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 COLUMNS: tuple[str, ...] = (
     "request_id",
+    "client_request_id",
     "timestamp",
     "model_name",
     "model_version",
@@ -76,6 +81,7 @@ class RequestRecord:
     latency_ms: float
     status: str = "ok"
     error: str | None = None
+    client_request_id: str | None = None
     features: pd.DataFrame | None = None
     predictions: list[Any] | None = None
     probabilities: list[list[float]] | None = None
@@ -84,6 +90,7 @@ class RequestRecord:
         """The log rows of this request (one row with null features for a refused request)."""
         base = {
             "request_id": self.request_id,
+            "client_request_id": self.client_request_id,
             "timestamp": self.timestamp,
             "model_name": self.model_name,
             "model_version": self.model_version,
@@ -130,6 +137,7 @@ def arrow_schema() -> Any:
     return pa.schema(
         [
             ("request_id", pa.string()),
+            ("client_request_id", pa.string()),
             ("timestamp", pa.timestamp("us", tz="UTC")),
             ("model_name", pa.string()),
             ("model_version", pa.string()),
@@ -309,8 +317,24 @@ class ServingLogWriter:
 
             assert self.db_url is not None  # only called when a SQL sink is configured
             self._engine = create_engine(self.db_url)
+            add_missing_columns(self._engine)
         frame = to_frame(rows)
         frame.to_sql(SQL_TABLE, self._engine, if_exists="append", index=False)
+
+
+def add_missing_columns(engine: Any) -> None:
+    """Add to an existing ``serving_log`` table the columns it lacks (a table made by an
+    earlier version, before ``client_request_id``), as nullable text, so appends keep working."""
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    if not inspector.has_table(SQL_TABLE):
+        return
+    have = {c["name"] for c in inspector.get_columns(SQL_TABLE)}
+    missing = [c for c in COLUMNS if c not in have]
+    with engine.begin() as conn:
+        for column in missing:  # names from COLUMNS only, never from input
+            conn.execute(text(f"ALTER TABLE {SQL_TABLE} ADD COLUMN {column} TEXT"))
 
 
 def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

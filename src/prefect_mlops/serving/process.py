@@ -1,10 +1,20 @@
 """Run the BentoML prediction service as a child process on a loopback port (infra-validation,
-tests, benchmarks). The process is always stopped when the block ends."""
+tests, benchmarks; the process is always stopped when the block ends), and what every start of
+it checks first: the token and the address it binds.
+
+The server runs from a private folder made for that start (``tempfile.mkdtemp``: empty, only
+this user may write it; removed when the server stops) with the interpreter's safe path
+(``-P`` and ``PYTHONSAFEPATH=1``, inherited by BentoML's workers): ``bentoml serve`` puts its
+working directory first on ``sys.path`` and ``python -m`` its current one, so a shared folder
+(or the checkout) there would let whoever can write it run code as the server's user.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prefect_mlops.errors import ServiceStartError
+from prefect_mlops.errors import ConfigError, ServiceStartError
 from prefect_mlops.processes import (
     ServerProcess,
     free_port,
@@ -31,6 +41,9 @@ from prefect_mlops.serving.loading import CANNOT_START
 from prefect_mlops.settings import get_settings
 
 SERVICE_TARGET = "prefect_mlops.deployments.service:ModelService"
+# The interpreter's safe path: neither the working directory (``-m``) nor a script's folder is
+# put on ``sys.path``; the variable reaches every Python process BentoML starts.
+SAFE_PATH_ENV = {"PYTHONSAFEPATH": "1"}
 
 
 @dataclass(frozen=True)
@@ -64,11 +77,61 @@ class RunningService:
         return None
 
 
+def service_command(host: str, port: int) -> list[str]:
+    """The ``bentoml serve`` command of the model service (safe path: ``-P``)."""
+    return [
+        sys.executable, "-P", "-m", "bentoml", "serve", SERVICE_TARGET,
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+
+
 def neutral_working_dir() -> str:
-    """A folder with no source checkout in it, to start ``bentoml serve`` from."""
-    folder = Path(tempfile.gettempdir()) / "prefect-mlops-serve"
-    folder.mkdir(exist_ok=True)
-    return str(folder)
+    """A new private folder to start a server from (``tempfile.mkdtemp``: empty, mode 0700);
+    the caller removes it (:func:`private_working_dir` does)."""
+    return tempfile.mkdtemp(prefix="prefect-mlops-serve-")
+
+
+@contextmanager
+def private_working_dir() -> Iterator[str]:
+    """A :func:`neutral_working_dir` for the block, removed when it ends."""
+    folder = neutral_working_dir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_token(token: str | None) -> None:
+    """Raises ConfigError when ``MLOPS_SERVE_TOKEN`` is set but blank (it would turn auth off
+    without anyone asking)."""
+    if token is not None and not token.strip():
+        raise ConfigError(
+            "MLOPS_SERVE_TOKEN is set but empty; set it to a secret (e.g. `openssl rand -hex 32`) "
+            "or unset it to serve without a token on 127.0.0.1"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` listens on this machine only (``localhost``, 127.0.0.0/8, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def check_exposure(host: str, token: str | None, *, allow_unauthenticated: bool) -> None:
+    """Raises ConfigError for a blank token (:func:`check_token`), or for a ``host`` beyond
+    loopback with no token unless ``allow_unauthenticated`` says so explicitly."""
+    check_token(token)
+    if token or allow_unauthenticated or is_loopback(host):
+        return
+    raise ConfigError(
+        f"--host {host}: the service would answer anyone who can reach it, with no token; "
+        "set MLOPS_SERVE_TOKEN (clients send `Authorization: Bearer <token>`), bind 127.0.0.1, "
+        "or pass --allow-unauthenticated if the network in front of it does the access control"
+    )
 
 
 @contextmanager
@@ -82,7 +145,8 @@ def run_service(
     """Start ``bentoml serve`` for the model service with ``env`` added to this environment,
     wait until ``ready_path`` answers 200, yield it, and stop it (SIGTERM, then SIGKILL).
 
-    Raises ServiceStartError with the server's last log lines when it is not ready in
+    It runs from a private folder, removed when it stops (see the module docstring). Raises
+    ServiceStartError with the server's last log lines when it is not ready in
     ``startup_timeout`` seconds, or as soon as it exits (a model that cannot be loaded exits
     it; the error then leads with the service's reason, naming the model URI).
     """
@@ -96,20 +160,16 @@ def run_service(
         **get_settings().location_env(),
         **env,
     }
-    command = [
-        sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET,
-        "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
-    # Run from a neutral folder: `bentoml serve` puts its working directory first on sys.path.
-    server = start_server(
-        command, env=child_env, cwd=neutral_working_dir(), log_path=Path(log_name)
-    )
-    service = RunningService(url=f"http://127.0.0.1:{port}", server=server)
-    try:
-        wait_ready(service, ready_path, startup_timeout)
-        yield service
-    finally:
-        stop_process(server.process)
+    child_env.update(SAFE_PATH_ENV)
+    with private_working_dir() as cwd:
+        command = service_command("127.0.0.1", port)
+        server = start_server(command, env=child_env, cwd=cwd, log_path=Path(log_name))
+        service = RunningService(url=f"http://127.0.0.1:{port}", server=server)
+        try:
+            wait_ready(service, ready_path, startup_timeout)
+            yield service
+        finally:
+            stop_process(server.process)
 
 
 def wait_ready(service: RunningService, path: str, timeout: float) -> None:

@@ -1,9 +1,12 @@
-"""The request id: the client's ``X-Request-ID`` when the service can echo it as given, else a
-fresh one, with the reason the client's was not used.
+"""The request ids: the server's own id for every request, and the client's ``X-Request-ID``
+kept beside it as a correlation id.
 
-An id is taken as given when it is 1 to 128 characters of printable ASCII (letters, digits,
-punctuation and spaces: anything an HTTP header carries back unchanged). Any other id (longer,
-non-ASCII, control characters) is replaced by a uuid4 hex, and the answer says so in its
+The server's id (a uuid4 hex) is the one the canary split and the serving-log sample hash and
+the serving log, the answer's ``request_id`` and its ``X-Request-ID`` header carry: a client
+cannot choose it, so it cannot choose which model answers. The client's ``X-Request-ID`` is kept
+as ``client_request_id`` (answer and serving log) when it is 1 to 128 characters of printable
+ASCII (letters, digits, punctuation and spaces: anything an HTTP header carries unchanged); any
+other (longer, non-ASCII, control characters) is dropped and the answer says why in its
 ``X-Request-ID-Refused`` header (see ``docs/serving.md``).
 """
 
@@ -19,15 +22,17 @@ _PRINTABLE_ASCII = frozenset(map(chr, range(0x20, 0x7F)))
 
 @dataclass(frozen=True)
 class RequestId:
-    """The id a request is answered, routed and logged under; ``refused`` says why the
-    client's ``X-Request-ID`` was not used (None when it was, or none was sent)."""
+    """The ids of one request: ``value``, the server's (routed, sampled and logged under);
+    ``client``, the client's ``X-Request-ID`` when kept; ``refused``, why it was not (None
+    when it was kept or none was sent)."""
 
     value: str
+    client: str | None = None
     refused: str | None = None
 
     def headers(self) -> dict[str, str]:
-        """The response headers: ``X-Request-ID`` and, when the client's was refused,
-        ``X-Request-ID-Refused`` with the reason."""
+        """The response headers: ``X-Request-ID`` (the server's id) and, when the client's was
+        refused, ``X-Request-ID-Refused`` with the reason."""
         out = {"X-Request-ID": self.value}
         if self.refused:
             out[REFUSED_HEADER] = self.refused
@@ -35,14 +40,15 @@ class RequestId:
 
 
 def accept_request_id(given: str | None) -> RequestId:
-    """The client's id (``X-Request-ID``) when it is usable as given, else a fresh uuid4 hex with
-    the reason."""
+    """A fresh server id, with the client's id (``X-Request-ID``) kept when it is usable as
+    given, else the reason it is not."""
+    server_id = uuid.uuid4().hex
     if given is None or given == "":
-        return RequestId(uuid.uuid4().hex)
+        return RequestId(server_id)
     if len(given) > MAX_REQUEST_ID_LENGTH:
         reason = f"longer than {MAX_REQUEST_ID_LENGTH} characters"
     elif not _PRINTABLE_ASCII.issuperset(given):
         reason = "not printable ASCII"
     else:
-        return RequestId(given)
-    return RequestId(uuid.uuid4().hex, f"{reason}; the server's id is used")
+        return RequestId(server_id, client=given)
+    return RequestId(server_id, refused=f"{reason}; not kept as client_request_id")

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import AsyncIterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from prefect_mlops.serving.loading import (
 from prefect_mlops.serving.log import RequestRecord, ServingLogWriter
 from prefect_mlops.serving.request_ids import RequestId, accept_request_id
 from prefect_mlops.serving.routing import sampled
+from prefect_mlops.serving.schema import read_body
 
 if TYPE_CHECKING:
     from prefect_mlops.settings import Settings
@@ -173,29 +175,49 @@ class ServingRuntime:
 
     # -- requests -------------------------------------------------------------------------------
 
-    async def predict(self, body: bytes, request_id: str | None = None) -> Reply:
-        """Validate, route, predict (micro-batched), log; returns the answer, never raises.
-        ``request_id`` is the client's ``X-Request-ID`` (see ``request_ids``)."""
+    async def predict(
+        self,
+        body: bytes | AsyncIterable[bytes],
+        request_id: str | None = None,
+        *,
+        declared_length: str | None = None,
+    ) -> Reply:
+        """Read (at most ``serve_max_body_bytes``: ``declared_length`` is the Content-Length),
+        validate, route, predict (micro-batched), log; returns the answer, never raises.
+
+        ``request_id`` is the client's ``X-Request-ID``, kept as ``client_request_id``; the
+        request is routed, sampled and logged under an id the server makes (``request_ids``).
+        A 4xx is the request's fault (every failure to read or parse the body included); only
+        the model failing on a validated frame is a 500, whose answer names no exception.
+        """
         t0 = time.perf_counter()
         arrived = datetime.now(UTC)
         rid = accept_request_id(request_id)
         self.requests.add()
         state = self.state
         if state is None:
-            body_503 = {"error": "no model loaded yet", "request_id": rid.value}
+            body_503 = {"error": "no model loaded yet", **_ids(rid)}
             return Reply(503, body_503, rid.headers())
         variant = state.route(rid.value)
         model = state.model_for(variant)
         try:
-            frame = model.schema.parse_body(body, self.settings.serve_max_rows)
-            pred = await self.batcher.submit(model, frame)
+            raw = await read_body(body, declared_length, self.settings.serve_max_body_bytes)
+            frame = model.schema.parse_body(raw, self.settings.serve_max_rows)
         except RequestValidationError as exc:
             return self._refuse(rid, arrived, t0, model, variant, exc.status, exc.to_dict())
+        except Exception as exc:  # what the parser did not foresee is still the body's fault
+            problem = f"cannot be turned into rows ({type(exc).__name__})"
+            detail = RequestValidationError("body", problem, 400).to_dict()
+            return self._refuse(rid, arrived, t0, model, variant, 400, detail)
+        try:
+            pred = await self.batcher.submit(model, frame)
         except Exception as exc:
-            detail = {"error": f"prediction failed: {type(exc).__name__}: {exc}"}
-            return self._refuse(rid, arrived, t0, model, variant, 500, detail)
+            reason = f"prediction failed: {type(exc).__name__}: {exc}"
+            logger.error("request %s: %s v%s: %s", rid.value, model.name, model.version, reason)
+            detail = {"error": MODEL_FAILED}
+            return self._refuse(rid, arrived, t0, model, variant, 500, detail, reason)
         reply = {
-            "request_id": rid.value,
+            **_ids(rid),
             "model_name": model.name,
             "model_version": model.version,
             "alias": state.alias if variant == "champion" else "challenger",
@@ -214,6 +236,7 @@ class ServingRuntime:
                 variant,
                 latency,
                 error=_id_note(rid),
+                client_request_id=rid.client,
                 features=frame,
                 predictions=pred.predictions,
                 probabilities=pred.probabilities,
@@ -222,7 +245,7 @@ class ServingRuntime:
             shadow = state.shadow
             if shadow is not None:
                 task = asyncio.get_running_loop().create_task(
-                    self._score_shadow(shadow, body, frame, model, rid.value, arrived)
+                    self._score_shadow(shadow, raw, frame, model, rid, arrived)
                 )
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
@@ -237,17 +260,21 @@ class ServingRuntime:
         variant: str,
         status: int,
         detail: dict[str, Any],
+        log_error: str | None = None,
     ) -> Reply:
+        """The error answer (``detail`` and the ids), logged with ``log_error`` (default: the
+        answer's error) and the note on a refused ``X-Request-ID``."""
         self.errors.add()
         latency = (time.perf_counter() - t0) * 1000
         if sampled(rid.value, self.settings.serving_log_sample_rate):
             note = _id_note(rid)
-            error = str(detail.get("error")) + (f"; {note}" if note else "")
+            error = (log_error or str(detail.get("error"))) + (f"; {note}" if note else "")
             record = RequestRecord(
-                rid.value, arrived, model.name, model.version, variant, latency, str(status), error
-            )
+                rid.value, arrived, model.name, model.version, variant, latency, str(status),
+                error, client_request_id=rid.client,
+            )  # fmt: skip
             self.log.log([record])
-        return Reply(status, {**detail, "request_id": rid.value}, rid.headers())
+        return Reply(status, {**detail, **_ids(rid)}, rid.headers())
 
     async def _score_shadow(
         self,
@@ -255,7 +282,7 @@ class ServingRuntime:
         body: bytes,
         frame: pd.DataFrame,
         primary: LoadedModel,
-        rid: str,
+        rid: RequestId,
         arrived: datetime,
     ) -> None:
         """Score the request with the shadow model and log it (off the response path)."""
@@ -268,26 +295,19 @@ class ServingRuntime:
             status = str(exc.status) if isinstance(exc, RequestValidationError) else "500"
             latency = (time.perf_counter() - t0) * 1000
             record = RequestRecord(
-                rid, arrived, shadow.name, shadow.version, "shadow", latency, status, str(exc)
-            )
+                timestamp=arrived, model_name=shadow.name, model_version=shadow.version,
+                variant="shadow", latency_ms=latency, status=status, error=str(exc),
+                request_id=rid.value, client_request_id=rid.client,
+            )  # fmt: skip
             self.log.log([record])
             return
         latency = (time.perf_counter() - t0) * 1000
-        self.log.log(
-            [
-                RequestRecord(
-                    rid,
-                    arrived,
-                    shadow.name,
-                    shadow.version,
-                    "shadow",
-                    latency,
-                    features=frame,
-                    predictions=pred.predictions,
-                    probabilities=pred.probabilities,
-                )
-            ]
-        )
+        record = RequestRecord(
+            timestamp=arrived, model_name=shadow.name, model_version=shadow.version,
+            variant="shadow", latency_ms=latency, features=frame, predictions=pred.predictions,
+            probabilities=pred.probabilities, request_id=rid.value, client_request_id=rid.client,
+        )  # fmt: skip
+        self.log.log([record])
 
     def metadata(self) -> dict[str, Any]:
         """What ``GET /metadata`` shows."""
@@ -325,6 +345,17 @@ class ServingRuntime:
             "requests_batched": self.batcher.batched_requests,
         }
         return out
+
+
+MODEL_FAILED = (
+    "prediction failed: the model could not predict these rows (valid for its signature); "
+    "the server's log names the reason under this request_id"
+)
+
+
+def _ids(rid: RequestId) -> dict[str, str | None]:
+    """The ids every answer carries: the server's ``request_id`` and the client's id."""
+    return {"request_id": rid.value, "client_request_id": rid.client}
 
 
 def _id_note(rid: RequestId) -> str | None:

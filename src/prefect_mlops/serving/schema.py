@@ -7,6 +7,8 @@ Bodies, all JSON (``docs/serving.md`` is the contract for users):
 * ``{"columns": {"col": [v0, v1, ...], ...}}`` — one list per column, all of the same length;
 * ``[{"col": value, ...}, ...]`` — a bare list of records.
 
+A body of more than ``MLOPS_SERVE_MAX_BODY_BYTES`` bytes is a 413 naming ``body`` before any of
+it is parsed (:func:`read_body`: by its ``Content-Length``, or while a chunked body is read).
 A body that cannot be decoded into rows (empty, malformed, nested too deeply, a number with too
 many digits) is a 400 naming ``body``; a row that breaks the signature is a 422 naming the field
 (``records[3].age``, ``columns.age[3]``); too many rows a 413. Numbers (integers too) are
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +182,41 @@ class InputSchema:
                 values = columns[col.name]
             data[col.name] = _column(col, values, (f"columns.{col.name}[", "]"))
         return pd.DataFrame(data, copy=False)
+
+
+def _too_large(size: int | None, max_bytes: int) -> RequestValidationError:
+    """The 413 of a body of ``size`` bytes (None: a chunked body, not read to its end)."""
+    seen = f"{size} bytes, more" if size is not None else "more bytes"
+    return RequestValidationError(
+        "body",
+        f"has {seen} than the limit of {max_bytes} (MLOPS_SERVE_MAX_BODY_BYTES); "
+        "send fewer rows per request",
+        413,
+    )
+
+
+async def read_body(
+    body: bytes | AsyncIterable[bytes], declared_length: str | None, max_bytes: int
+) -> bytes:
+    """The request body, refused before it is parsed when it has more than ``max_bytes``
+    bytes: at once by its ``declared_length`` (the ``Content-Length`` header), else as soon as
+    the chunks read pass the limit (a chunked body has no length). Raises
+    RequestValidationError (413, field ``body``)."""
+    declared = (declared_length or "").strip()
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(int(declared), max_bytes)
+    if isinstance(body, bytes):
+        if len(body) > max_bytes:
+            raise _too_large(len(body), max_bytes)
+        return body
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(None, max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _decode(body: bytes | str) -> Any:

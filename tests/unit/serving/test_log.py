@@ -89,3 +89,45 @@ def test_failing_sink_never_raises(tmp_path: Path) -> None:
     assert writer.stats.failures == 2
     assert writer.stats.written_rows == 0
     assert "sql" in (writer.stats.last_error or "")
+
+
+def _old_rows(rid: str) -> pd.DataFrame:
+    """Rows as an earlier version wrote them: every column but ``client_request_id``."""
+    from prefect_mlops.serving.log import to_frame
+
+    return to_frame(_record(rid, 1).rows()).drop(columns=["client_request_id"])
+
+
+def test_client_request_id_is_logged_and_old_files_read_with_it_null(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory = tmp_path / "serving_log"
+    old = directory / "date=2026-01-01" / "part-old.parquet"
+    old.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(_old_rows("old"), preserve_index=False), old)
+    writer = ServingLogWriter(directory)
+    record = _record("new", 1)
+    record.client_request_id = "order 42"
+    writer.log([record])
+    writer.close()
+    log = read_serving_log(directory).set_index("request_id")
+    assert log.loc["new", "client_request_id"] == "order 42"
+    assert log.loc["old", "client_request_id"] is None
+    assert list(log.reset_index().columns) == list(COLUMNS)
+
+
+def test_a_sql_table_of_an_earlier_version_gets_the_new_column(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    _old_rows("old").to_sql("serving_log", create_engine(url), index=False)
+    writer = ServingLogWriter(tmp_path / "pq", url)
+    record = _record("new", 1)
+    record.client_request_id = "order 42"
+    writer.log([record])
+    writer.close()
+    assert writer.stats.failures == 0 and writer.stats.sql_rows == 1
+    table = pd.read_sql("SELECT * FROM serving_log ORDER BY request_id", create_engine(url))
+    assert set(table.columns) == set(COLUMNS)
+    assert list(table["client_request_id"]) == ["order 42", None]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -194,22 +194,27 @@ def test_challenger_that_cannot_load_leaves_the_champion_serving(
     assert runtime.metadata()["challenger_error"] is None
 
 
-def test_request_ids_kept_or_refused_in_the_header_and_the_log(served: Served) -> None:
+def test_the_server_makes_the_request_id_and_keeps_the_clients_beside_it(
+    served: Served,
+) -> None:
     runtime = served.runtime
     runtime.start()
     kept = served.ask(request_id="order 42 / retry 1")
-    assert kept.body["request_id"] == "order 42 / retry 1"
-    assert kept.headers == {"X-Request-ID": "order 42 / retry 1"}
+    server_id = kept.body["request_id"]
+    assert server_id != "order 42 / retry 1" and len(server_id) == 32
+    assert kept.body["client_request_id"] == "order 42 / retry 1"
+    assert kept.headers == {"X-Request-ID": server_id}
     long_id = "x" * 129
     refused = served.ask(request_id=long_id)
-    assert refused.status == 200 and refused.body["request_id"] != long_id
+    assert refused.status == 200 and refused.body["client_request_id"] is None
     assert refused.headers["X-Request-ID"] == refused.body["request_id"]
     assert "longer than 128 characters" in refused.headers[REFUSED_HEADER]
     bad = served.ask(b"[", request_id="caf\u00e9")
     assert bad.status == 400 and "not printable ASCII" in bad.headers[REFUSED_HEADER]
     runtime.close()
     log = read_serving_log(served.log_dir).set_index("request_id")
-    assert log.loc["order 42 / retry 1", "error"] is None
+    assert log.loc[server_id, "client_request_id"] == "order 42 / retry 1"
+    assert log.loc[server_id, "error"] is None
     note = log.loc[refused.body["request_id"], "error"]
     assert note.startswith("X-Request-ID refused: longer than 128 characters")
     assert log.loc[refused.body["request_id"], "status"] == "ok"
@@ -217,11 +222,82 @@ def test_request_ids_kept_or_refused_in_the_header_and_the_log(served: Served) -
     assert error.startswith("body: malformed JSON") and "X-Request-ID refused" in error
 
 
-def test_a_model_that_fails_on_valid_input_answers_500(served: Served) -> None:
+def test_a_client_cannot_choose_the_canary_variant(served: Served) -> None:
+    """The split hashes the server's id: one X-Request-ID sent again and again (before, always
+    the same variant) lands on both sides, and ids chosen from the split cannot steer it."""
+    from prefect_mlops.serving.routing import request_fraction
+
+    registry.start_rollout(
+        served.client, served.name, mode="canary", challenger_version="2", share=0.5,
+        reason="test: a client steering the canary",
+    )  # fmt: skip
+    served.runtime.start()
+    same = {served.ask(request_id="always-me").body["variant"] for _ in range(40)}
+    assert same == {"champion", "challenger"}
+    chosen = [f"id-{i}" for i in range(2000) if request_fraction(f"id-{i}") < 0.5][:40]
+    variants = [served.ask(request_id=rid).body["variant"] for rid in chosen]
+    assert 5 <= variants.count("champion") <= 35  # not all challenger, as chosen
+
+
+def test_a_model_that_fails_on_valid_input_answers_500_naming_no_exception(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
     runtime = served.runtime
     runtime.start()
     unseen = json.dumps([ROW, {**ROW, "contract": "weekly"}]).encode()
-    reply = served.ask(unseen)
-    assert reply.status == 500 and "prediction failed: ValueError" in reply.body["error"]
+    with caplog.at_level("ERROR", logger="prefect_mlops.serving.runtime"):
+        reply = served.ask(unseen)
+    assert reply.status == 500
+    assert set(reply.body) == {"error", "request_id", "client_request_id"}
+    assert "ValueError" not in reply.body["error"] and "weekly" not in reply.body["error"]
+    assert "prediction failed" in reply.body["error"]
+    rid = reply.body["request_id"]
+    assert rid in caplog.text and "ValueError" in caplog.text  # the operator sees the reason
     assert served.ask().status == 200  # the next request is served
     assert runtime.metadata()["requests"] == {"total": 2, "refused_or_failed": 1}
+    runtime.close()
+    log = read_serving_log(served.log_dir).set_index("request_id")
+    assert log.loc[rid, "status"] == "500"
+    assert log.loc[rid, "error"].startswith("prediction failed: ValueError")
+
+
+async def _chunks(*parts: bytes, then: BaseException | None = None) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+    if then is not None:
+        raise then
+
+
+def test_bodies_over_the_byte_limit_are_413_before_parsing(served: Served) -> None:
+    """By Content-Length at once (the stream is never read), and while reading a chunked body;
+    logged as 413, the request's fault."""
+    served.settings.serve_max_body_bytes = len(BODY)
+    runtime = served.runtime
+    runtime.start()
+    at_limit = asyncio.run(runtime.predict(_chunks(BODY[:5], BODY[5:])))
+    assert at_limit.status == 200
+
+    # A stream that fails when read: a 413 (not a 400) shows it never was.
+    unread = _chunks(then=AssertionError("a body refused by its Content-Length was read"))
+    declared = asyncio.run(runtime.predict(unread, declared_length=str(len(BODY) + 1)))
+    assert (declared.status, declared.body["field"]) == (413, "body")
+    assert "MLOPS_SERVE_MAX_BODY_BYTES" in declared.body["problem"]
+    chunked = asyncio.run(runtime.predict(_chunks(BODY, b" ")))
+    assert (chunked.status, chunked.body["field"]) == (413, "body")
+    runtime.close()
+    log = read_serving_log(served.log_dir)
+    assert list(log["status"]) == ["ok", "413", "413"]
+
+
+def test_every_failure_to_read_or_parse_the_body_is_a_400_not_a_model_error(
+    served: Served,
+) -> None:
+    """What the parser does not foresee (here the body stream failing) is the request's fault:
+    a 400 naming ``body``, logged as 400, so a canary watcher never counts it (only 5xx)."""
+    runtime = served.runtime
+    runtime.start()
+    reply = asyncio.run(runtime.predict(_chunks(b"[", then=OSError("client went away"))))
+    assert (reply.status, reply.body["field"]) == (400, "body")
+    assert "client went away" not in reply.body["error"]
+    runtime.close()
+    assert list(read_serving_log(served.log_dir)["status"]) == ["400"]
