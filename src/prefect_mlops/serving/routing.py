@@ -21,10 +21,10 @@ def request_fraction(request_id: str) -> float:
 def choose_variant(request_id: str, rollout: Rollout | None) -> Variant:
     """Which model answers: the challenger for a canary ``share`` of request ids, else the
     champion (shadow rollouts are always answered by the champion)."""
+    # No ``share > 0`` test: a fraction is never below 0 (nor below a share of 0).
     if (
         rollout is not None
         and rollout.mode == "canary"
-        and rollout.share > 0
         and request_fraction(request_id) < rollout.share
     ):
         return "challenger"
@@ -33,9 +33,10 @@ def choose_variant(request_id: str, rollout: Rollout | None) -> Variant:
 
 def sampled(request_id: str, rate: float) -> bool:
     """Whether ``request_id`` is in the logged sample (deterministic, like the routing)."""
-    if rate >= 1.0:
+    # Rate 1 keeps every id even if one hashed to exactly 1.0 (a float rounding of
+    # (2**64 - 1) / 2**64); ``> 1.0`` would differ only for such an id, none known, hence the
+    # pragma. No early return for rate 0: a fraction is never below 0.
+    if rate >= 1.0:  # pragma: no mutate
         return True
-    if rate <= 0.0:
-        return False
     # Another salt than the routing, so the sample is independent of the canary split.
     return request_fraction("log:" + request_id) < rate
