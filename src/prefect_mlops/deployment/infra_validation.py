@@ -9,7 +9,9 @@ runs at a URL; :func:`judge_infra_validation` is the verdict over the figures.
 
 from __future__ import annotations
 
+import json
 import tempfile
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -114,13 +116,22 @@ def not_started_report(rows: int, error: ServiceStartError) -> InfraValidationRe
 
 
 def probe_service(
-    url: str, expected: pd.DataFrame, config: DeploymentConfig, *, token: str | None = None
+    url: str,
+    expected: pd.DataFrame,
+    config: DeploymentConfig,
+    *,
+    token: str | None = None,
+    token_hosts: Collection[str] | None = None,
 ) -> InfraValidationReport:
     """Send the feature columns of ``expected`` to the service at ``url`` in requests of
     ``config.rows_per_request`` rows and judge its answers against ``expected["prediction"]``;
-    returns the report (raises nothing for a failing service: the report says why)."""
+    returns the report (raises nothing for a failing service: the report says why). The
+    ``token`` goes only where ``serving.auth.check_token_destination`` allows (``token_hosts``,
+    default the settings' ``serve_token_hosts``), else ConfigError before any request."""
+    from prefect_mlops.serving.auth import bearer_headers
     from prefect_mlops.serving.process import send_rows
 
+    bearer_headers(token, url.rstrip("/") + "/predict", token_hosts)
     features = expected.drop(columns=["prediction"])
     probe = send_rows(url, features, rows_per_request=config.rows_per_request, token=token)
     mismatches = count_mismatches(
@@ -176,10 +187,19 @@ def validate_candidate(
             "MLOPS_SERVE_MODEL_NAME": config.model_name,
             "MLOPS_SERVE_VERSION": str(version),
             "MLOPS_SERVING_LOG_DIR": str(Path(tmp) / "serving_log"),
+            # The candidate loads under this process's model policy (format, trusted types).
+            "MLOPS_ALLOW_PICKLE_MODELS": str(settings.allow_pickle_models).lower(),
+            "MLOPS_MODEL_TRUSTED_TYPES": json.dumps(settings.model_trusted_types),
         }
         try:
             with run_service(env, startup_timeout=config.startup_timeout_seconds) as service:
-                report = probe_service(service.url, expected, config, token=settings.serve_token)
+                report = probe_service(
+                    service.url,
+                    expected,
+                    config,
+                    token=settings.serve_token,
+                    token_hosts=settings.serve_token_hosts,
+                )
         except ServiceStartError as exc:
             report = not_started_report(len(expected), exc)
     registry.set_version_tags(

@@ -11,6 +11,7 @@ answering what the rollout gives the challenger (:func:`unserved_challenger`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -101,17 +102,22 @@ def unserved_challenger(
     )
 
 
-def service_metadata(url: str, token: str | None) -> dict[str, Any] | None:
+def service_metadata(
+    url: str, token: str | None, token_hosts: Collection[str] | None = None
+) -> dict[str, Any] | None:
     """``GET <url>/metadata`` of a live service, or None when it does not answer (a service
-    that is down says nothing about the challenger; the serving log still does)."""
+    that is down says nothing about the challenger; the serving log still does). The token
+    goes only where ``serving.auth.check_token_destination`` allows (``token_hosts``, default
+    the settings' ``serve_token_hosts``), else ConfigError: a watcher that cannot
+    authenticate cannot judge."""
     import httpx
 
     from prefect_mlops.serving.auth import bearer_headers
 
+    endpoint = url.rstrip("/") + "/metadata"
+    headers = bearer_headers(token, endpoint, token_hosts)
     try:
-        response = httpx.get(
-            url.rstrip("/") + "/metadata", headers=bearer_headers(token), timeout=10
-        )
+        response = httpx.get(endpoint, headers=headers, timeout=10)
         response.raise_for_status()
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
@@ -123,7 +129,9 @@ def service_metadata(url: str, token: str | None) -> dict[str, Any] | None:
 @dataclass
 class LiveService:
     """The live evidence of one rollout: the serving log under ``log_dir`` and the services at
-    ``config.service_urls`` (read with ``token``)."""
+    ``config.service_urls`` (read with ``token``, sent only to the URLs
+    ``serving.auth.check_token_destination`` allows with ``token_hosts``, default the settings'
+    ``serve_token_hosts``: ConfigError at construction names a refused one)."""
 
     client: MlflowClient
     config: DeploymentConfig
@@ -131,6 +139,13 @@ class LiveService:
     rollout: Rollout
     log_dir: Path
     token: str | None = None
+    token_hosts: Collection[str] | None = None
+
+    def __post_init__(self) -> None:
+        from prefect_mlops.serving.auth import bearer_headers
+
+        for url in self.config.service_urls:
+            bearer_headers(self.token, url.rstrip("/") + "/metadata", self.token_hosts)
 
     def serving_log(self) -> pd.DataFrame:
         """The serving-log rows since the rollout started."""
@@ -144,7 +159,7 @@ class LiveService:
         is reproduced here with the service's own loader, when it fails here too)."""
         name, version = self.config.model_name, self.version
         for url in self.config.service_urls:
-            metadata = service_metadata(url, self.token) or {}
+            metadata = service_metadata(url, self.token, self.token_hosts) or {}
             error = challenger_load_error(metadata, version, self.rollout.started_at)
             if error is not None:
                 return f"the live service at {url} cannot load {name} v{version}: {error}"
@@ -157,7 +172,7 @@ class LiveService:
         from prefect_mlops.serving.loading import load_version
 
         try:
-            load_version(self.client, name, version)
+            load_version(self.client, name, version)  # the service's own (safe) loader
         except ModelLoadError as exc:
             return f"{evidence}; loading it fails: {exc}"
         return evidence

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from prefect_mlops.registry import lineage
+from prefect_mlops.registry import lineage, model_format
+from prefect_mlops.registry.model_format import LoadPolicy, save_options
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -193,13 +194,23 @@ def model_signature(
 
 
 def log_sklearn_model(
-    run_id: str, model: Any, X: pd.DataFrame, columns: list[str] | None = None
+    run_id: str,
+    model: Any,
+    X: pd.DataFrame,
+    columns: list[str] | None = None,
+    policy: LoadPolicy | None = None,
 ) -> str:
     """Log ``model`` with its signature (see ``model_signature``: ``X`` is the training table,
     every row, or its features; ``columns`` the feature columns, default all), an input example
-    and pinned requirements; returns its model URI."""
+    and pinned requirements, saved as skops (see ``model_format.save_options``: ConfigError when
+    it holds a type ``policy``, default from the settings, would refuse to load); returns its
+    model URI."""
     import mlflow
 
+    from prefect_mlops.settings import get_settings
+
+    policy = policy or LoadPolicy.from_settings(get_settings())
+    options = save_options(model, policy)
     columns = list(X.columns) if columns is None else columns
     signature = model_signature(model, X, columns)
     example = X.head(5)[columns]
@@ -212,25 +223,33 @@ def log_sklearn_model(
             signature=signature,
             input_example=example,
             pip_requirements=model_pip_requirements(),
-            skops_trusted_types=skops_types_of(model),
+            **options,
         )
     return info.model_uri
 
 
-def skops_types_of(model: Any) -> list[str]:
-    """The types skops would not load without being told to trust them.
+def load_model(model_uri: str, policy: LoadPolicy | None = None) -> Any:
+    """Load a scikit-learn model from an MLflow URI (``models:/name@champion``,
+    ``models:/name/3``, ``runs:/...``) through the safe loader (``model_format``; ``policy``
+    default from the settings), with MLflow's configured stores. A registered version's
+    digest is checked; a missing version raises MlflowException."""
+    from mlflow import MlflowClient
 
-    MLflow saves scikit-learn models with skops, which refuses any type it does not know (numpy
-    dtypes, tree structures, user estimators). We trust exactly the types our own fitted model
-    contains; MLflow stores the list in the model's flavor config for loading.
-    """
-    import skops.io
+    from prefect_mlops.settings import get_settings
 
-    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
-
-
-def load_model(model_uri: str) -> Any:
-    """Load a scikit-learn model from an MLflow URI (``models:/name@champion``, ``runs:/...``)."""
-    import mlflow
-
-    return mlflow.sklearn.load_model(model_uri)
+    policy = policy or LoadPolicy.from_settings(get_settings())
+    client = MlflowClient()
+    ref = model_uri.removeprefix("models:/").rstrip("/")
+    if model_uri.startswith("models:/") and not ref.startswith("m-"):
+        name, at, alias = ref.rpartition("@")
+        if at:
+            version = str(client.get_model_version_by_alias(name, alias).version)
+        else:
+            name, _, version = ref.rpartition("/")
+            client.get_model_version(name, version)
+        return model_format.load_version(client, name, version, policy)
+    location = model_format.artifact_location(client, model_uri)
+    return model_format.load_artifact(
+        location, what=model_uri, expected_digest=None, policy=policy,
+        tracking_uri=client.tracking_uri,
+    )  # fmt: skip

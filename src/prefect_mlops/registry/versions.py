@@ -3,6 +3,7 @@ aliases and deletes the half-made version), tagging and listing them."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from prefect_mlops.registry.aliases import (
     restore_aliases,
     snapshot_aliases,
 )
+from prefect_mlops.registry.model_format import artifact_digest
 from prefect_mlops.registry.store import (
     get_registered_model,
     is_not_found_error,
@@ -29,6 +31,8 @@ from prefect_mlops.registry.store import (
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,8 +71,20 @@ def create_version(
     reason: str,
     run_link: str | None = None,
 ) -> str:
-    """Register ``model_uri`` as a new version of ``model_name`` (created if absent) with ``tags``
-    and the blessing decision; returns the version. Moves no alias."""
+    """Register ``model_uri`` as a new version of ``model_name`` (created if absent) with ``tags``,
+    the blessing decision and the model file's digest (``lineage.MODEL_DIGEST``, checked when
+    the version is loaded: see ``model_format``); returns the version. Moves no alias. A source
+    whose model file cannot be read is registered without a digest, with a warning (it loads,
+    if ever, unverified and with a warning)."""
+    digest_tag: dict[str, str] = {}
+    try:
+        digest_tag[lineage.MODEL_DIGEST] = artifact_digest(client, model_uri)
+    except Exception as exc:  # logged: the version is registered without a digest
+        logger.warning(
+            "registering %s from %s without a model digest (%s): its model file cannot be "
+            "read: %s",
+            model_name, model_uri, lineage.MODEL_DIGEST, first_line(exc),
+        )  # fmt: skip
     if not model_exists(client, model_name):
         client.create_registered_model(
             model_name, description="Registered by prefect-mlops continuous training."
@@ -81,6 +97,7 @@ def create_version(
             **tags,
             lineage.BLESSED: str(blessed).lower(),
             lineage.BLESSING_REASON: reason[:4900],
+            **digest_tag,
         },
         run_link=run_link,
         model_id=_model_id(model_uri),

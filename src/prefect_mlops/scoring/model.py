@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from prefect_mlops.errors import ScoringError
+from prefect_mlops.registry import lineage
 
 if TYPE_CHECKING:
     from prefect_mlops.scoring.config import ScoringConfig
@@ -30,6 +31,8 @@ class ResolvedModel:
     tracking_uri: str
     registry_uri: str
     requested: str
+    #: ``sha256:<hex>`` the model file must hash to (``lineage.MODEL_DIGEST``; None: unrecorded).
+    artifact_digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (JSON-ready)."""
@@ -37,11 +40,13 @@ class ResolvedModel:
 
 
 def resolve_model(config: ScoringConfig, tracking_uri: str, registry_uri: str) -> ResolvedModel:
-    """Resolve ``config``'s alias (or pinned version) to one version and read its features.
+    """Resolve ``config``'s alias (or pinned version) to one version, read its features and
+    load it once here (through the safe loader: a model that may not be loaded fails the job
+    before any row is read; the in-process runner reuses it).
 
     The features are the input names of the model's MLflow signature (``feature_names_in_`` of
     the loaded model when it has no signature). Raises ScoringError naming the model for an
-    unknown model, version or alias.
+    unknown model, version or alias, ModelLoadError for a model that may not be loaded.
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -62,28 +67,30 @@ def resolve_model(config: ScoringConfig, tracking_uri: str, registry_uri: str) -
         raise
     if config.version:
         try:
-            version = str(client.get_model_version(name, str(config.version)).version)
+            mv = client.get_model_version(name, str(config.version))
         except MlflowException as exc:
             raise ScoringError(
                 f"model {name!r} has no version {config.version!r}; see "
                 f"`prefect-mlops models {name}`"
             ) from exc
     else:
-        mv = get_alias_version(client, name, config.alias)
-        if mv is None:
+        found = get_alias_version(client, name, config.alias)
+        if found is None:
             raise ScoringError(
                 f"model {name!r} has no alias {config.alias!r}; pin a version or promote one "
                 f"(`prefect-mlops promote {name} VERSION`)"
             )
-        version = str(mv.version)
+        mv = found
+    version = str(mv.version)
+    digest = dict(mv.tags).get(lineage.MODEL_DIGEST)
     model_uri = f"models:/{name}/{version}"
     # Workers load from the artifact location itself: no registry lookup (and no database
     # connection) per worker process.
     artifact_uri = client.get_model_version_download_uri(name, version)
     _point_mlflow(tracking_uri, registry_uri)
     features, types = _signature_features(model_uri)
+    model = load_model_cached(artifact_uri, tracking_uri, registry_uri, digest)
     if not features:
-        model = load_model_cached(artifact_uri, tracking_uri, registry_uri)
         names = getattr(model, "feature_names_in_", None)
         if names is None:
             raise ScoringError(
@@ -101,6 +108,7 @@ def resolve_model(config: ScoringConfig, tracking_uri: str, registry_uri: str) -
         tracking_uri=tracking_uri,
         registry_uri=registry_uri,
         requested=config.model_ref,
+        artifact_digest=digest,
     )
 
 
@@ -134,9 +142,14 @@ def _point_mlflow(tracking_uri: str, registry_uri: str) -> None:
         mlflow.set_registry_uri(registry_uri)
 
 
-def load_model_cached(model_uri: str, tracking_uri: str, registry_uri: str) -> Any:
-    """The scikit-learn model at ``model_uri``, loaded once per process (cached by URI and
-    stores). Tasks call this on the worker, so no model object travels through the task graph."""
+def load_model_cached(
+    model_uri: str, tracking_uri: str, registry_uri: str, digest: str | None = None
+) -> Any:
+    """The scikit-learn model at ``model_uri`` (a version's artifact location), loaded once per
+    process (cached by URI and stores) through the safe loader (``registry.model_format``: skops,
+    trusted types, the settings' policy), its file checked against ``digest`` (the version's
+    ``ResolvedModel.artifact_digest``; None: unchecked, with a warning). Tasks call this on the
+    worker, so no model object travels through the task graph. Raises ModelLoadError."""
     key = (tracking_uri, registry_uri, model_uri)
     model = _MODELS.get(key)
     if model is not None:
@@ -144,10 +157,17 @@ def load_model_cached(model_uri: str, tracking_uri: str, registry_uri: str) -> A
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            import mlflow
+            from prefect_mlops.registry import model_format
+            from prefect_mlops.settings import get_settings
 
             _point_mlflow(tracking_uri, registry_uri)
-            model = mlflow.sklearn.load_model(model_uri)
+            model = model_format.load_artifact(
+                model_uri,
+                what=model_uri,
+                expected_digest=digest,
+                policy=model_format.LoadPolicy.from_settings(get_settings()),
+                tracking_uri=tracking_uri,
+            )
             _MODELS[key] = model
     return model
 

@@ -95,19 +95,25 @@ class ServingState:
         return None
 
 
-def load_version(client: MlflowClient, name: str, version: str) -> LoadedModel:
-    """Load ``models:/<name>/<version>`` (scikit-learn flavour) with its signature and tags;
-    raises ModelLoadError naming the URI."""
-    import mlflow
+def load_version(
+    client: MlflowClient, name: str, version: str, settings: Settings | None = None
+) -> LoadedModel:
+    """Load ``models:/<name>/<version>`` with its signature and tags through the safe loader
+    (``registry.model_format.load_version``: skops, trusted types, the registered digest;
+    ``settings`` default from the environment); raises ModelLoadError naming the URI."""
     from mlflow.models import get_model_info
 
+    from prefect_mlops.registry import model_format
+    from prefect_mlops.settings import get_settings
+
+    policy = model_format.LoadPolicy.from_settings(settings or get_settings())
     uri = f"models:/{name}/{version}"
     try:
         mv = client.get_model_version(name, version)
         info = get_model_info(uri)
-        model = mlflow.sklearn.load_model(uri)
     except Exception as exc:
         raise ModelLoadError(f"cannot load {uri}: {type(exc).__name__}: {exc}") from exc
+    model = model_format.load_version(client, name, str(version), policy)
     signature = info.signature
     return LoadedModel(
         name=name,
@@ -178,7 +184,12 @@ def resolve_state(
 
     def get(v: str) -> LoadedModel:
         if v not in loaded:
-            loaded[v] = loader(client, name, v)
+            # The real loader follows these settings' load policy, not the environment's.
+            loaded[v] = (
+                load_version(client, name, v, settings)
+                if loader is load_version
+                else loader(client, name, v)
+            )
         return loaded[v]
 
     champion = get(version)
