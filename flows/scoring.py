@@ -196,7 +196,8 @@ def _dask_window() -> int:
 
 def dask_task_runner(config: ScoringConfig) -> Any:
     """A ``DaskTaskRunner`` for ``config``: the scheduler at ``dask_address``, else a local
-    cluster of ``dask_workers`` processes with one thread each and OMP_NUM_THREADS=1.
+    cluster of ``dask_workers`` processes with one thread each and OMP_NUM_THREADS=1, its
+    scheduler and dashboard listening on loopback only.
 
     The local workers give up after ``WORKER_DEATH_TIMEOUT`` seconds without reaching the
     scheduler (a worker process that never connects would otherwise keep the cluster's start,
@@ -210,7 +211,10 @@ def dask_task_runner(config: ScoringConfig) -> Any:
             "n_workers": config.dask_workers,
             "threads_per_worker": 1,
             "processes": True,
-            "dashboard_address": ":0",
+            # Scheduler and dashboard on loopback only (":0" served the dashboard, which shows
+            # the tasks and their data, on every interface).
+            "host": "127.0.0.1",
+            "dashboard_address": "127.0.0.1:0",
             "env": dict(WORKER_ENV),
             "death_timeout": WORKER_DEATH_TIMEOUT,
         }
