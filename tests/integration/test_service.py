@@ -43,6 +43,7 @@ class Registry:
         self.sent: dict[str, int] = {}  # request id -> rows, of every 200 answer
         self.shadowed: list[str] = []  # request ids the shadow test sent
         self.refused_ids: list[str] = []  # server ids of answers whose X-Request-ID was refused
+        self.client_ids: dict[str, str] = {}  # server id -> the client's X-Request-ID kept
         self.lock = threading.Lock()
 
     @property
@@ -190,7 +191,8 @@ def test_predictions_equal_the_offline_predictions(server: RunningService, reg: 
     assert as_columns["predictions"] == data["predictions"]
     bare = _post(server, records[:5], reg, headers={**AUTH, "X-Request-ID": "client-id-1"})
     assert bare.json()["predictions"] == data["predictions"][:5]
-    assert bare.json()["request_id"] == "client-id-1"
+    assert bare.json()["client_request_id"] == "client-id-1"
+    assert bare.json()["request_id"] not in ("client-id-1", data["request_id"])
 
 
 def test_metadata_names_version_signature_and_lineage(server: RunningService) -> None:
@@ -284,18 +286,18 @@ def test_nan_is_missing_and_infinity_is_refused(server: RunningService, reg: Reg
             assert "finite number" in resp.json()["problem"]
 
 
-def test_request_ids_are_echoed_or_refused_with_the_reason(
+def test_request_ids_are_the_servers_and_the_clients_is_kept_or_refused(
     server: RunningService, reg: Registry
 ) -> None:
     body = {"records": _records(reg, 1)}
     spaced = _post(server, body, reg, headers={**AUTH, "X-Request-ID": "order 42 / retry 1"})
-    assert spaced.json()["request_id"] == "order 42 / retry 1"
-    assert spaced.headers["x-request-id"] == "order 42 / retry 1"
+    assert spaced.json()["client_request_id"] == "order 42 / retry 1"
+    assert spaced.headers["x-request-id"] == spaced.json()["request_id"] != "order 42 / retry 1"
     assert "x-request-id-refused" not in spaced.headers
     long_id = "x" * 129
     refused = _post(server, body, reg, headers={**AUTH, "X-Request-ID": long_id})
     assert refused.status_code == 200
-    assert refused.json()["request_id"] != long_id
+    assert refused.json()["client_request_id"] is None
     assert refused.headers["x-request-id"] == refused.json()["request_id"]
     assert "longer than 128 characters" in refused.headers["x-request-id-refused"]
     bad = _post(server, b"{", headers={**AUTH, "X-Request-ID": "caf\u00e9".encode()})
@@ -303,6 +305,7 @@ def test_request_ids_are_echoed_or_refused_with_the_reason(
     assert "not printable ASCII" in bad.headers["x-request-id-refused"]
     with reg.lock:
         reg.refused_ids = [refused.json()["request_id"]]
+        reg.client_ids = {spaced.json()["request_id"]: "order 42 / retry 1"}
 
 
 def test_bearer_token(server: RunningService, reg: Registry) -> None:
@@ -580,9 +583,113 @@ def test_serving_log_survives_a_restart(server: RunningService, reg: Registry) -
     for request_id in reg.refused_ids:  # the log says why the client's id was not used
         (note,) = served.loc[served["request_id"] == request_id, "error"]
         assert note.startswith("X-Request-ID refused: longer than 128 characters")
+    for request_id, client_id in reg.client_ids.items():
+        (kept,) = served.loc[served["request_id"] == request_id, "client_request_id"]
+        assert kept == client_id
     first = ok.iloc[0]
     assert set(json.loads(first["features"])) >= {"tenure_months", "contract"}
     assert first["latency_ms"] > 0
+
+
+def test_a_package_planted_where_the_server_starts_is_never_imported(
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local user's ``bentoml/`` in the old fixed folder (<tmp>/prefect-mlops-serve, which
+    was the server's working directory and so first on its sys.path) or in the folder the
+    server is started from would run as the server's user. The server starts from a private
+    folder of its own (removed when it stops) with the safe path, so neither is imported."""
+    import tempfile
+
+    shared_tmp = tmp_path / "tmp"  # stands for /tmp, without touching the machine's
+    shared_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared_tmp))
+    marker = tmp_path / "planted-code-ran"
+    planted = f"open({str(marker)!r}, 'a').write(__file__ + '\\n')\n"
+    for folder in (shared_tmp / "prefect-mlops-serve", tmp_path / "start-here"):
+        (folder / "bentoml").mkdir(parents=True)
+        (folder / "bentoml" / "__init__.py").write_text(planted)
+    monkeypatch.chdir(tmp_path / "start-here")
+    with run_service(reg.env()) as srv:
+        assert _post(srv, {"records": _records(reg, 1)}).status_code == 200
+        (private,) = shared_tmp.glob("prefect-mlops-serve-*")
+        assert private.stat().st_mode & 0o777 == 0o700
+    assert not marker.exists(), marker.read_text()
+    assert not list(shared_tmp.glob("prefect-mlops-serve-*"))  # removed when it stopped
+
+
+def test_an_empty_token_stops_the_service_at_start(reg: Registry) -> None:
+    """Before, an empty MLOPS_SERVE_TOKEN silently turned the bearer check off."""
+    with (
+        pytest.raises(ServiceStartError) as failure,
+        run_service(reg.env(MLOPS_SERVE_TOKEN=""), startup_timeout=120),
+    ):
+        pass
+    assert failure.value.returncode not in (None, 0)
+    first_line = str(failure.value).splitlines()[0]
+    assert "prefect-mlops service cannot start: MLOPS_SERVE_TOKEN is set but empty" in first_line
+
+
+def _stalled_request(srv: RunningService, sent: bytes, length: int) -> Any:
+    """A socket whose POST /predict declared ``length`` body bytes and sent only ``sent``: the
+    service holds it in flight, waiting for the rest."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(srv.url)
+    sock = socket.create_connection((url.hostname, url.port), timeout=30)
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + sent)
+    return sock
+
+
+def _status_of(sock: Any) -> int:
+    answer = b""
+    while b"\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    sock.close()
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_body_size_and_concurrency_limits(reg: Registry) -> None:
+    """Bodies over MLOPS_SERVE_MAX_BODY_BYTES are refused (413 naming body) before they are
+    parsed, by Content-Length and while a chunked body streams; beyond
+    MLOPS_SERVE_MAX_CONCURRENCY requests in flight the next is a 429 at once, probes still
+    answer, and the service serves again once they end. Before, neither limit existed."""
+    limit = 20_000
+    env = reg.env(MLOPS_SERVE_MAX_BODY_BYTES=str(limit), MLOPS_SERVE_MAX_CONCURRENCY="2")
+    row = _records(reg, 1)[0]
+    body = json.dumps({"records": [row] * 200}).encode()  # under MAX_ROWS, over the byte limit
+    assert len(body) > limit and MAX_ROWS >= 200
+    with run_service(env) as srv:
+        declared = _post(srv, body)
+        assert declared.status_code == 413, declared.text
+        assert declared.json()["field"] == "body"
+        assert "MLOPS_SERVE_MAX_BODY_BYTES" in declared.json()["problem"]
+
+        def chunks() -> Iterator[bytes]:
+            for start in range(0, len(body), 4096):
+                yield body[start : start + 4096]
+
+        chunked = httpx.post(f"{srv.url}/predict", content=chunks(), headers=AUTH, timeout=30)
+        assert chunked.status_code == 413, chunked.text
+        assert "more bytes than the limit" in chunked.json()["problem"]
+
+        good = json.dumps({"records": [row]}).encode()
+        stalled = [_stalled_request(srv, good[:5], len(good)) for _ in range(2)]
+        time.sleep(1)  # both reached the service and wait for their bodies
+        over = _post(srv, {"records": [row]})
+        assert over.status_code == 429, over.text
+        assert httpx.get(f"{srv.url}/readyz", timeout=10).status_code == 200
+        for sock in stalled:
+            sock.sendall(good[5:])
+        assert [_status_of(sock) for sock in stalled] == [200, 200]
+        assert _post(srv, {"records": [row]}).status_code == 200
 
 
 @pytest.mark.parametrize("where", ["http", pytest.param("sqlite", marks=pytest.mark.slow)])
