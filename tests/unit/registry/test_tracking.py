@@ -50,6 +50,13 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
 FEATURES = ["calls", "tenure", "charges", "contract", "paperless"]
 
 
+def _artifact_root() -> str:
+    """The registry's artifact root under the test's MLOPS_HOME (never ./mlruns)."""
+    from prefect_mlops.settings import get_settings
+
+    return get_settings().resolved_artifact_location
+
+
 def _fit(df: pd.DataFrame) -> Any:
     from sklearn.linear_model import LogisticRegression
 
@@ -62,7 +69,7 @@ def _fit(df: pd.DataFrame) -> Any:
 
 
 def _log_and_register(reg: Registry, df: pd.DataFrame, model: Any) -> str:
-    experiment_id = registry.ensure_experiment(reg.client, "tracking-test", "")
+    experiment_id = registry.ensure_experiment(reg.client, "tracking-test", _artifact_root())
     run_id = tracking.start_training_run(reg.client, experiment_id, "unit", {})
     uri = tracking.log_sklearn_model(run_id, model, df, FEATURES)
     reg.client.set_terminated(run_id, "FINISHED")
@@ -159,7 +166,7 @@ def test_snapshot_input_profiles_every_row_and_samples_the_schema(
 
     df = read_table(DataSource(path=str(table)))
     snapshot = write_snapshot(df, tmp_path / "snapshots", source=str(table))
-    experiment_id = registry.ensure_experiment(reg.client, "tracking-test", "")
+    experiment_id = registry.ensure_experiment(reg.client, "tracking-test", _artifact_root())
     run_id = tracking.start_training_run(reg.client, experiment_id, "inputs", {})
     monkeypatch.setattr(tracking, "SCHEMA_SAMPLE_ROWS", 5)
 
@@ -194,14 +201,16 @@ def test_snapshot_input_profiles_every_row_and_samples_the_schema(
 
 def test_experiments_are_marked_model_training(reg: Registry) -> None:
     kind = lineage.EXPERIMENT_KIND
-    new_id = registry.ensure_experiment(reg.client, f"{reg.name}-new", "")
+    new_id = registry.ensure_experiment(reg.client, f"{reg.name}-new", _artifact_root())
     assert reg.client.get_experiment(new_id).tags[kind] == "custom_model_development"
     # An experiment made elsewhere without the tag gets it; the id stays the same.
-    old_id = reg.client.create_experiment(f"{reg.name}-old")
+    old_id = reg.client.create_experiment(f"{reg.name}-old", artifact_location=_artifact_root())
     assert kind not in reg.client.get_experiment(old_id).tags
-    assert registry.ensure_experiment(reg.client, f"{reg.name}-old", "") == old_id
+    assert registry.ensure_experiment(reg.client, f"{reg.name}-old", _artifact_root()) == old_id
     assert reg.client.get_experiment(old_id).tags[kind] == "custom_model_development"
     # A kind chosen on purpose (in the UI) is kept.
-    genai_id = reg.client.create_experiment(f"{reg.name}-genai", tags={kind: "genai_development"})
-    registry.ensure_experiment(reg.client, f"{reg.name}-genai", "")
+    genai_id = reg.client.create_experiment(
+        f"{reg.name}-genai", artifact_location=_artifact_root(), tags={kind: "genai_development"}
+    )
+    registry.ensure_experiment(reg.client, f"{reg.name}-genai", _artifact_root())
     assert reg.client.get_experiment(genai_id).tags[kind] == "genai_development"
