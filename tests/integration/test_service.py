@@ -727,7 +727,8 @@ def test_model_that_cannot_load_stops_the_server_promptly(
     assert elapsed < 90, f"took {elapsed:.0f} s to fail"
     uri = f"models:/{MODEL}/{corrupt_version}"
     first_line = str(failure.value).splitlines()[0]
-    assert f"prefect-mlops service cannot start: cannot load {uri}: BadZipFile" in first_line
+    # The loader's own words after the URI (docs/security.md, "Models and the registry").
+    assert "prefect-mlops service cannot start: " in first_line and uri in first_line
 
 
 def test_bentoml_build_works_offline(tmp_path: Path) -> None:
