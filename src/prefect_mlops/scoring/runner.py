@@ -138,7 +138,9 @@ def score_chunk_file(
     once per process from ``model.artifact_uri`` (the registered version's artifacts; the
     tracking URI in ``model`` resolves ``mlflow-artifacts:`` locations)."""
     started = time.time()
-    estimator = load_model_cached(model.artifact_uri, model.tracking_uri, model.registry_uri)
+    estimator = load_model_cached(
+        model.artifact_uri, model.tracking_uri, model.registry_uri, model.artifact_digest
+    )
     scored = score_table(
         estimator,
         read_staged_chunk(chunk, needed_columns(model.features, id_column)),
@@ -207,7 +209,11 @@ def score_in_process(
     ) as pool:
         # The model loads on a pool thread while this one reads the first chunk.
         loading = pool.submit(
-            load_model_cached, model.artifact_uri, model.tracking_uri, model.registry_uri
+            load_model_cached,
+            model.artifact_uri,
+            model.tracking_uri,
+            model.registry_uri,
+            model.artifact_digest,
         )
         try:
             for chunk in iter_scoring_tables(config, model.features):
