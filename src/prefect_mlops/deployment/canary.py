@@ -57,9 +57,9 @@ def judge_canary(
     rows = requests_of(log, version, "challenger")
     n = len(rows)
     # Server errors count against the challenger; a client's malformed request (4xx) does not.
-    errors = int(rows["status"].astype(str).str.startswith("5").sum()) if n else 0
+    errors = int(rows["status"].astype(str).str.startswith("5").sum())
     error_rate = errors / n if n else 0.0
-    p99 = percentile(rows["latency_ms"].to_numpy(), 99) if n else 0.0
+    p99 = percentile(rows["latency_ms"].to_numpy(), 99)  # 0 without requests
     figures = f"{n} challenger requests, error rate {error_rate:.2%}, p99 {p99:.1f} ms"
     if quality is not None:
         figures += f", {quality.describe()}"
@@ -92,16 +92,16 @@ def judge_canary(
     if n >= config.min_requests and labelled:
         return verdict("promote", f"canary healthy: {figures}")
     if timed_out:
-        if n < config.min_requests:
+        # Enough requests without labels promoted above: here quality is None only when starved.
+        if n < config.min_requests or quality is None:
             return verdict(
                 "rollback",
                 f"only {n} of {config.min_requests} challenger requests before the time limit",
             )
-        got = quality.challenger_rows if quality is not None else 0
         return verdict(
             "rollback",
-            f"only {got} of {config.min_labelled_rows} labelled challenger rows before the "
-            "time limit",
+            f"only {quality.challenger_rows} of {config.min_labelled_rows} labelled challenger "
+            "rows before the time limit",
         )
     return verdict("wait", figures)
 
