@@ -148,23 +148,24 @@ def test_contract_models_describe_the_replies(served: Served) -> None:
     )
 
 
-def _truncated_copy(served: Served) -> tuple[Path, bytes]:
-    """A copy of version 1's model folder whose model file is cut in half (its MLmodel metadata
-    and signature intact): (the model file, its original bytes)."""
+def _truncated_version(served: Served) -> tuple[str, Path, bytes]:
+    """A new version registered from an intact copy of version 1's model folder, whose model file
+    is then cut in half (its MLmodel metadata and signature intact; the digest recorded at
+    registration is the intact file's): (the version, the model file, its original bytes)."""
     source = Path(urlparse(served.client.get_model_version_download_uri(served.name, "1")).path)
-    broken = served.log_dir.parent / "corrupt-model"
-    shutil.copytree(source, broken)
-    (model_file,) = broken.glob("model.*")
+    copy = served.log_dir.parent / "corrupt-model"
+    shutil.copytree(source, copy)
+    (model_file,) = copy.glob("model.*")
+    version = served.new_version(str(copy))
     data = model_file.read_bytes()
     model_file.write_bytes(data[: len(data) // 2])
-    return model_file, data
+    return version, model_file, data
 
 
 def test_challenger_that_cannot_load_leaves_the_champion_serving(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
-    model_file, original = _truncated_copy(served)
-    broken = served.new_version(str(model_file.parent))
+    broken, model_file, original = _truncated_version(served)
     registry.start_rollout(
         served.client, served.name, mode="canary", challenger_version=broken, share=1.0,
         reason="test: every request to a challenger whose model file is truncated",
