@@ -12,6 +12,7 @@ from conftest import Models
 
 from prefect_mlops import registry
 from prefect_mlops.deployment.canary import canary_tags
+from prefect_mlops.deployment.labels import LabelSpec
 from prefect_mlops.deployment.live_quality import QualityReading
 from prefect_mlops.deployment.rollout import DeploymentConfig
 from prefect_mlops.deployment.shadow import shadow_tags
@@ -22,6 +23,7 @@ from prefect_mlops.deployment.watching import (
     watch_live_shadow,
     watch_shadow,
 )
+from prefect_mlops.errors import ConfigError
 from prefect_mlops.registry import lineage
 from prefect_mlops.serving.log import ServingLogWriter
 from prefect_mlops.settings import get_settings
@@ -225,9 +227,16 @@ def _log_rows(log: pd.DataFrame, model_name: str, at: pd.Timestamp) -> list[dict
 
 
 def _served_since(
-    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, log: pd.DataFrame
+    models: Models,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    log: pd.DataFrame,
+    *,
+    after_seconds: float = 0,
 ) -> registry.Rollout:
-    """A rollout of v2 (champion v1) and its serving log, written by the service's writer."""
+    """A rollout of v2 (champion v1) and its serving log, written by the service's writer
+    ``after_seconds`` after the rollout started."""
     v1, v2 = models.version(), models.version()
     assert (v1, v2) == ("1", "2")
     registry.promote_version(models.client, models.name, v1, reason="first")
@@ -243,7 +252,8 @@ def _served_since(
     writer = ServingLogWriter(tmp_path / "serving_log")
     before = pd.Timestamp(rollout.started_at) - pd.Timedelta(seconds=5)
     writer.log(_log_rows(_requests("challenger", "2", 50, status="500"), models.name, before))
-    writer.log(_log_rows(log, models.name, pd.Timestamp(rollout.started_at)))
+    at = pd.Timestamp(rollout.started_at) + pd.Timedelta(seconds=after_seconds)
+    writer.log(_log_rows(log, models.name, at))
     writer.close()
     return rollout
 
@@ -271,3 +281,75 @@ def test_the_live_shadow_records_rows_and_agreement(
     assert (verdict.decision, verdict.compared, verdict.agreement) == ("done", 10, 0.9)
     tags = models.tags("2")
     assert (tags[lineage.SHADOW_ROWS], tags[lineage.SHADOW_AGREEMENT]) == ("10", "0.9000")
+
+
+def test_the_live_canary_rolls_back_a_challenger_the_service_never_answered(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every request after the takeover answered by the champion: the service has not loaded v2;
+    # loading it here fails too (the version's folder holds no model), and both are recorded.
+    champion = _requests("champion", "1", 60)
+    rollout = _served_since(models, tmp_path, monkeypatch, "canary", champion, after_seconds=2)
+    config = _config(model_name=models.name, min_requests=10, takeover_seconds=1)
+    verdict = watch_live_canary(models.client, get_settings(), config, "2", rollout)
+    assert verdict.decision == "rollback" and verdict.requests == 0
+    assert verdict.not_served is not None
+    assert verdict.not_served.startswith(
+        "the live service has not loaded v2: the challenger's share of "
+    )
+    assert "none by v2; loading it fails: " in verdict.not_served
+    assert models.tags("2")[lineage.ROLLOUT_NOT_SERVED] == verdict.not_served
+
+
+def test_the_live_shadow_rolls_back_a_challenger_the_service_never_answered(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    champion = _requests("champion", "1", 12)
+    rollout = _served_since(models, tmp_path, monkeypatch, "shadow", champion, after_seconds=2)
+    config = _config(model_name=models.name, strategy="shadow", min_requests=10,
+                     takeover_seconds=1)  # fmt: skip
+    verdict = watch_live_shadow(models.client, get_settings(), config, "2", rollout)
+    assert (verdict.decision, verdict.compared) == ("rollback", 0)
+    assert verdict.not_served is not None
+    assert verdict.not_served.startswith("the live service has not loaded v2: all 12 requests ")
+    tags = models.tags("2")
+    assert tags[lineage.ROLLOUT_NOT_SERVED] == verdict.not_served
+    assert tags[lineage.SHADOW_ROWS] == "0"
+
+
+def test_the_live_canary_scores_the_labels_of_its_version(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine = _requests("challenger", "2", 30)  # predicts 1, and every label is 1
+    other = _requests("challenger", "3", 10).assign(prediction="0")  # another version's rows
+    rollout = _served_since(models, tmp_path, monkeypatch, "canary", pd.concat([mine, other]))
+    ids = [*mine["request_id"], *other["request_id"]]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,row_index,churned\n" + "".join(f"{i},0,1\n" for i in ids))
+    config = _config(model_name=models.name, min_requests=30, min_labelled_rows=30,
+                     labels={"path": str(labels)})  # fmt: skip
+    spec = LabelSpec(str(labels), "churned", "classification", "accuracy", 0.9)
+    verdict = watch_live_canary(models.client, get_settings(), config, "2", rollout, spec)
+    assert verdict.decision == "promote"
+    assert verdict.quality == QualityReading(
+        "accuracy", 30, 1.0, 0.9, "challenger offline test", drop_bound=pytest.approx(-0.1)
+    )
+    tags = models.tags("2")
+    assert (tags[lineage.CANARY_QUALITY_ROWS], tags[lineage.CANARY_QUALITY_VALUE]) == ("30", "1")
+    assert tags[lineage.CANARY_QUALITY_BASELINE] == "0.9"
+
+
+def test_the_serving_token_is_checked_against_the_service_urls_before_watching(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollout = _served_since(
+        models, tmp_path, monkeypatch, "canary", _requests("challenger", "2", 30)
+    )
+    monkeypatch.setenv("MLOPS_SERVE_TOKEN", "s3cret")
+    config = _config(model_name=models.name, min_requests=30,
+                     service_urls=["http://models.example.com:3000"])  # fmt: skip
+    with pytest.raises(
+        ConfigError, match=r"refusing to send the serving token to host 'models\.example\.com'"
+    ):
+        watch_live_canary(models.client, get_settings(), config, "2", rollout)
+    assert lineage.CANARY_REQUESTS not in models.tags("2")
