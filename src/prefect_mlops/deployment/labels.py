@@ -128,9 +128,9 @@ def join_labels(log: pd.DataFrame, labels: pd.DataFrame, where: str) -> pd.DataF
     served = log[log["status"].astype(str) == "ok"]
     served = served[[*KEY, "variant", "model_version", "prediction"]]
     if "row_index" in labels:
-        joined = served.merge(labels, on=list(KEY), how="inner")
+        joined = served.merge(labels, on=list(KEY))  # an inner join
     else:
-        joined = served.merge(labels, on="request_id", how="inner")
+        joined = served.merge(labels, on="request_id")  # an inner join
         several = joined[joined["row_index"] != 0]
         if not several.empty:
             raise DataIngestError(
