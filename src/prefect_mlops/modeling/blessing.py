@@ -208,13 +208,15 @@ def _fmt(x: float | None) -> str:
         return "n/a"
     if not math.isfinite(x):
         return str(x)
-    if x == 0 or 1e-3 <= abs(x) < 1e6:
+    # At exactly 0.001 both formats print "0.001", so "<" and "<=" are the same test there.
+    tiny = abs(x) < 1e-3  # pragma: no mutate
+    if x == 0 or (not tiny and abs(x) < 1e6):
         return f"{x:.3f}"
     return f"{x:.3g}"
 
 
 def _fmt_pct(x: float) -> str:
-    return f"{x * 100:+.1f}%" if math.isfinite(x) else ("+inf%" if x > 0 else "-inf%")
+    return f"{x * 100:+.1f}%"  # ±inf prints as "+inf%" / "-inf%"
 
 
 def _fmt_bound(c: CheckResult) -> str:
@@ -343,13 +345,17 @@ def _change_check(
     else:
         passed = improvement >= bound - TOLERANCE
     diff = candidate - champion
+    # ``side`` is read only when |diff| > TOLERANCE, where "diff >= 0" is the same test as
+    # "diff > 0": hence the pragma.
+    above = diff > 0  # pragma: no mutate
+    side = "above" if above else "below"
     if abs(diff) <= TOLERANCE:
         how = "equals"
     elif relative:
         share = abs(diff) / abs(champion) if champion != 0 else math.inf
-        how = f"is {share * 100:.1f}% {'above' if diff > 0 else 'below'}"
+        how = f"is {share * 100:.1f}% {side}"
     else:
-        how = f"is {_fmt(abs(diff))} {'above' if diff > 0 else 'below'}"
+        how = f"is {_fmt(abs(diff))} {side}"
     direction = "" if HIGHER_IS_BETTER[metric] else "lower is better; "
     reason = f"{where} {_fmt(candidate)} {how} champion {_fmt(champion)} ({direction}{required})"
     return CheckResult(

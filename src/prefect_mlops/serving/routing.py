@@ -15,7 +15,7 @@ Variant = Literal["champion", "challenger"]
 def request_fraction(request_id: str) -> float:
     """A stable number in [0, 1) derived from ``request_id`` (same id → same number)."""
     digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    return int.from_bytes(digest) / 2**64  # big-endian, the default byte order
 
 
 def choose_variant(request_id: str, rollout: Rollout | None) -> Variant:

@@ -216,3 +216,100 @@ def test_split_record_names_each_rows_part_and_the_params() -> None:
     assert record.rows["split"].iloc[split.validation].eq("validation").all()
     assert record.rows["split"].iloc[split.train].eq("train").all()
     assert record.rows["row_hash"].tolist() == row_hashes(df).tolist()
+
+
+def test_smallest_splits_that_work_and_the_first_that_do_not() -> None:
+    """One test row and two training rows are enough; one fewer of either is refused."""
+    five = _split(_frame(5), task="regression", test_size=0.2, validation_size=0.0)
+    assert five.sizes() == {"train": 4, "validation": 0, "test": 1}  # exactly one test row
+    three = _split(_frame(3), task="regression", test_size=0.2, validation_size=0.0)
+    assert three.sizes() == {"train": 2, "validation": 0, "test": 1}  # exactly two train rows
+    with pytest.raises(DataValidationError, match="3 rows are too few"):
+        _split(_frame(3), task="regression", test_size=0.5, validation_size=0.0)  # 1 train row
+    with pytest.raises(DataValidationError, match="4 rows are too few"):
+        _split(_frame(4), task="regression", test_size=0.1, validation_size=0.0)  # 0 test rows
+    with pytest.raises(DataValidationError, match="10 rows are too few"):
+        _split(_frame(10), task="regression", test_size=0.5, validation_size=0.4)  # 1 train row
+
+
+def test_too_few_rows_message_names_the_sizes_and_the_fix() -> None:
+    with pytest.raises(DataValidationError) as info:
+        _split(_frame(2), test_size=0.25, validation_size=0.125)
+    assert str(info.value) == (
+        "2 rows are too few to split with test_size=0.25 and validation_size=0.125; "
+        "supply more rows"
+    )
+
+
+def test_time_split_without_timestamp_names_the_missing_setting() -> None:
+    with pytest.raises(ConfigError) as info:
+        split_frame(_frame(100), SplitConfig(method="time"), target="label", task="regression")
+    assert str(info.value) == "field split.method: 'time' needs data.timestamp_column"
+
+
+def test_time_split_breaks_timestamp_ties_by_row_order() -> None:
+    """Rows with the same timestamp keep their file order: of the rows at the boundary
+    timestamp, the later ones go to the later part, so the split replays exactly."""
+    days = np.random.default_rng(0).permutation(np.repeat(np.arange(10), 50))
+    df = pd.DataFrame(
+        {"label": np.zeros(500), "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(days, "D")}
+    )
+    split = _time_split(df, test_size=0.15, validation_size=0.1)  # 75 test, 50 validation
+    last_day = np.flatnonzero(days == 9)
+    day_8 = np.flatnonzero(days == 8)
+    day_7 = np.flatnonzero(days == 7)
+    # test: all of day 9 and the last 25 rows of day 8 (in file order) ...
+    assert split.test.tolist() == sorted([*last_day, *day_8[25:]])
+    # ... validation: the first 25 rows of day 8 and the last 25 of day 7.
+    assert split.validation.tolist() == sorted([*day_8[:25], *day_7[25:]])
+
+
+def test_split_record_of_a_split_without_validation() -> None:
+    df = _frame(20)
+    config = SplitConfig(test_size=0.25, validation_size=0.0)
+    split = split_frame(df, config, target="label", task="classification")
+    assert split.validation.dtype.kind == "i"  # an (empty) index array like the others
+    assert df.iloc[split.validation].empty
+    record = split_record(df, split, config)
+    assert record.params["split.validation_rows"] == 0
+    assert record.rows["split"].value_counts().to_dict() == {"train": 15, "test": 5}
+
+
+def test_classes_of_two_rows_are_still_stratified() -> None:
+    """Ten classes of two rows each, half the rows in test: stratified, every class has
+    exactly one row in test and one in train (a plain shuffle would not manage that)."""
+    df = pd.DataFrame({"x": range(20), "label": [f"c{i // 2}" for i in range(20)]})
+    for seed in range(3):
+        split = _split(df, seed=seed, test_size=0.5, validation_size=0.0)
+        assert sorted(df["label"].iloc[split.test]) == [f"c{i}" for i in range(10)]
+        assert sorted(df["label"].iloc[split.train]) == [f"c{i}" for i in range(10)]
+
+
+def test_binary_labels_are_stratified_exactly() -> None:
+    """8 positives in 40 rows, a quarter in test: every seed puts exactly 2 positives there."""
+    df = pd.DataFrame({"x": range(40), "label": [1] * 8 + [0] * 32})
+    for seed in range(4):
+        split = _split(df, seed=seed, test_size=0.25, validation_size=0.0)
+        assert df["label"].iloc[split.test].sum() == 2
+        assert df["label"].iloc[split.train].sum() == 6
+
+
+@pytest.mark.parametrize("case", ["single-class", "class-of-one-row", "one-missing-label"])
+def test_nothing_to_stratify_on_gives_the_unstratified_split(case: str) -> None:
+    """A single class, or a class of one row (a missing label counts as a class of its own),
+    leaves nothing to stratify: the split is the plain seeded one, exactly as with
+    ``stratify: false``, whichever part the rare row lands in."""
+    df = _frame(200)
+    if case == "single-class":
+        df["label"] = 1
+    elif case == "class-of-one-row":
+        df.loc[17, "label"] = 2
+    else:
+        df["label"] = df["label"].astype(float)
+        df.loc[17, "label"] = np.nan
+    landed = set()
+    for seed in range(1, 7):  # seed 5 puts row 17 in test, the others in train or validation
+        split = _split(df, seed=seed)
+        assert _as_sets(split) == _as_sets(_split(df, seed=seed, stratify=False))
+        landed.add(17 in split.test)
+    assert landed == {True, False}
