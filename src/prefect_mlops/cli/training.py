@@ -62,7 +62,11 @@ def demo(
     config, config_path = prepare_demo(settings.home_path, n_rows=rows, seed=seed)
     typer.echo(f"demo data and config: {config_path.parent}")
     code = run_training(config)
+    from prefect_mlops.secrets import mask_url
+
     uri = settings.resolved_tracking_uri
+    if mask_url(uri) != uri:  # never print a password: the shell reads it from the variable
+        uri = '"$MLOPS_TRACKING_URI"'
     typer.echo("")
     typer.secho("Where to look (after `source env.sh` in the checkout):", bold=True)
     typer.echo(f"  MLflow UI:   mlflow ui --backend-store-uri {uri} --port 5000")

@@ -19,7 +19,8 @@ RESERVED_COLUMNS = ("request_id", "prediction", "model_name", "model_version")
 class ScoringConfig(BaseModel):
     """Everything the batch-scoring flow needs: model, input, output, chunking and runner."""
 
-    model_config = ConfigDict(extra="forbid")
+    # hide_input_in_errors: a validation error never repeats a value (a URL may hold a secret).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     model_name: str = Field(min_length=1, description="Registered model name in MLflow.")
     alias: str = Field(
