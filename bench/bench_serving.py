@@ -146,7 +146,7 @@ def plain_app(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
     """``uvicorn plain_fastapi_app:app`` on a free loopback port, ready: (its URL, its pid);
     stopped when the block ends."""
     from prefect_mlops.processes import free_port, http_ok, start_server, stop_process, wait_until
-    from prefect_mlops.serving.process import neutral_working_dir
+    from prefect_mlops.serving.process import private_working_dir
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -156,15 +156,16 @@ def plain_app(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
         "--app-dir", str(BENCH), "--host", "127.0.0.1", "--port", str(port),
         "--workers", "1", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    server = start_server(command, env=env, cwd=neutral_working_dir(), log_path=log_path)
-    try:
-        # Its lifespan loads the model before it answers: /healthz 200 means ready.
-        code = wait_until(server, lambda: http_ok(url + "/healthz"), timeout=180)
-        if code is not None:
-            raise RuntimeError(f"uvicorn exited with code {code}:\n{server.log_tail()}")
-        yield url, server.process.pid
-    finally:
-        stop_process(server.process)
+    with private_working_dir() as cwd:
+        server = start_server(command, env=env, cwd=cwd, log_path=log_path)
+        try:
+            # Its lifespan loads the model before it answers: /healthz 200 means ready.
+            code = wait_until(server, lambda: http_ok(url + "/healthz"), timeout=180)
+            if code is not None:
+                raise RuntimeError(f"uvicorn exited with code {code}:\n{server.log_tail()}")
+            yield url, server.process.pid
+        finally:
+            stop_process(server.process)
 
 
 # --------------------------------------------------------------------------- measuring

@@ -1,7 +1,7 @@
 """Online serving, one concern a module, imported one way (each only from those above it):
 
 * ``schema``: a request body into a frame of the model signature's columns (the value checks);
-* ``request_ids``: the client's ``X-Request-ID`` kept or replaced;
+* ``request_ids``: the server's request id, the client's ``X-Request-ID`` kept beside it;
 * ``routing``: canary split and log sample by a hash of the request id;
 * ``auth``: the bearer token (server check, client header);
 * ``contract``: the answers as pydantic models (OpenAPI);

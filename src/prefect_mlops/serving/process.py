@@ -207,7 +207,7 @@ def send_rows(
     """POST ``frame`` to ``url``/predict as ``{"records": [...]}`` in chunks, timing each call."""
     import httpx
 
-    headers = bearer_headers(token)
+    headers = bearer_headers(token, url + "/predict")  # the token goes to allowed hosts only
     result = ProbeResult(predictions=[], latencies_ms=[], errors=0)
     with httpx.Client(base_url=url, timeout=30, headers=headers) as http:
         for start in range(0, len(frame), rows_per_request):
