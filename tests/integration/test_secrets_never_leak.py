@@ -189,6 +189,19 @@ def _scenario(seen: Seen, folder: Path, data_url: str) -> None:
     second = continuous_training(by_password)
     seen.add("flow results", second.model_dump())
     assert (first.version, second.version) == ("1", "2"), (first, second)
+    # 2b. training: the password from a Prefect Secret block, resolved where the query runs → v3
+    from prefect.blocks.system import Secret
+
+    Secret(value=PASSWORD).save("secrets-test-db-password", overwrite=True)
+    by_block = TrainingConfig.from_mapping(
+        _training_raw(
+            {"sql_url": data_url, "password_secret": "secrets-test-db-password"}, promote=False
+        )
+    )
+    assert by_block.data.connection_url() != data_url  # the block's value is in the URL used
+    third = continuous_training(by_block)
+    seen.add("flow results", third.model_dump())
+    assert third.version == "3", third
 
     # 3. the literal forms are refused, masked
     for literal in (
