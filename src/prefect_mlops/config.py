@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from prefect_mlops import secrets
+from prefect_mlops import secret_references, secrets
 from prefect_mlops.errors import ConfigError
 
 TaskType = Literal["auto", "classification", "regression"]
@@ -136,15 +136,17 @@ class DataSource(_Strict):
         never store, log or raise it. Raises ConfigError when a reference cannot be resolved.
         """
         if self.sql_url_env:
-            return secrets.resolve_env(self.sql_url_env, "data.sql_url_env")
+            return secret_references.resolve_env(self.sql_url_env, "data.sql_url_env")
         url = self.sql_url or ""
         if self.password_env:
-            return secrets.with_password(
-                url, secrets.resolve_env(self.password_env, "data.password_env")
+            return secret_references.with_password(
+                url, secret_references.resolve_env(self.password_env, "data.password_env")
             )
         if self.password_secret:
-            password = secrets.resolve_secret_block(self.password_secret, "data.password_secret")
-            return secrets.with_password(url, password)
+            password = secret_references.resolve_secret_block(
+                self.password_secret, "data.password_secret"
+            )
+            return secret_references.with_password(url, password)
         return url
 
     def describe(self) -> str:

@@ -20,10 +20,8 @@ resolved password into a URL.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import quote, unquote_plus
 
 MASK = "***"
@@ -133,54 +131,3 @@ def _mask_pair(match: re.Match[str]) -> str:
     if not is_sensitive_key(match["key"]) or not match["value"] or match["value"] == MASK:
         return match[0]
     return f"{match['lead']}{match['key']}={MASK}"
-
-
-# --------------------------------------------------------------------------- references
-
-
-def resolve_env(name: str, field: str) -> str:
-    """The value of the environment variable ``name`` that ``field`` refers to.
-
-    Raises ConfigError naming ``field`` and the variable when it is unset or empty.
-    """
-    from prefect_mlops.errors import ConfigError
-
-    value = os.environ.get(name)
-    if not value:
-        raise ConfigError(
-            f"{field} names the environment variable {name}, which is not set (or empty) in "
-            f"this process; export {name} where the flow runs (the worker), or fix {field}"
-        )
-    return value
-
-
-def resolve_secret_block(name: str, field: str) -> str:
-    """The value of the Prefect Secret block ``name`` that ``field`` refers to.
-
-    Raises ConfigError naming ``field`` and the block when it cannot be loaded or is not text.
-    """
-    from prefect.blocks.system import Secret
-
-    from prefect_mlops.errors import ConfigError
-
-    try:
-        block: Secret[Any] = Secret.load(name, _sync=True)  # type: ignore[call-arg,assignment]
-        value = block.get()
-    except Exception as exc:  # Prefect raises ValueError for an unknown name, httpx errors...
-        raise ConfigError(
-            f"{field} names the Prefect Secret block {name!r}, which cannot be loaded "
-            f"({type(exc).__name__}); create it (Secret(value=...).save({name!r})) on the "
-            f"Prefect API this flow runs on, or fix {field}"
-        ) from None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(
-            f"{field}: the Prefect Secret block {name!r} must hold a non-empty string"
-        )
-    return value
-
-
-def with_password(url: str, password: str) -> str:
-    """``url`` (a SQLAlchemy URL) with ``password`` as its userinfo password."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(password=password).render_as_string(hide_password=False)

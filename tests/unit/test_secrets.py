@@ -9,6 +9,7 @@ import pytest
 
 from prefect_mlops.config import DataSource, TrainingConfig
 from prefect_mlops.errors import ConfigError, DataIngestError, ModelLoadError
+from prefect_mlops.secret_references import with_password
 from prefect_mlops.secrets import (
     SENSITIVE_KEYS,
     chainable,
@@ -17,7 +18,6 @@ from prefect_mlops.secrets import (
     mask_url,
     secret_values,
     url_has_secret,
-    with_password,
 )
 
 PW = "pw-5f2a9c-SENTINEL"
