@@ -273,7 +273,7 @@ def test_live_quality_errors_name_the_labels(tmp_path: Path) -> None:
     spec = LabelSpec("s3://bucket/labels.csv", "churned", "classification", "accuracy", None)
     with pytest.raises(
         ConfigError,
-        match=r"live quality needs `labels` \(a table of request ids and true values\)",
+        match=r"^live quality needs `labels` \(a table of request ids and true values\)$",
     ):
         read_live_quality(_config(None), spec, _canary_log(), "2")
     wrong = tmp_path / "wrong.csv"

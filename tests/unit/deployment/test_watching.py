@@ -297,7 +297,10 @@ def test_the_live_canary_rolls_back_a_challenger_the_service_never_answered(
     assert verdict.not_served.startswith(
         "the live service has not loaded v2: the challenger's share of "
     )
-    assert "none by v2; loading it fails: " in verdict.not_served
+    assert verdict.not_served.endswith(
+        f"none by v2; loading it fails: cannot load models:/{models.name}/2: MlflowException: "
+        "No such artifact: 'MLmodel'"
+    )
     assert models.tags("2")[lineage.ROLLOUT_NOT_SERVED] == verdict.not_served
 
 
@@ -312,6 +315,8 @@ def test_the_live_shadow_rolls_back_a_challenger_the_service_never_answered(
     assert (verdict.decision, verdict.compared) == ("rollback", 0)
     assert verdict.not_served is not None
     assert verdict.not_served.startswith("the live service has not loaded v2: all 12 requests ")
+    assert verdict.not_served.endswith(f"loading it fails: cannot load models:/{models.name}/2: "
+                                       "MlflowException: No such artifact: 'MLmodel'")  # fmt: skip
     tags = models.tags("2")
     assert tags[lineage.ROLLOUT_NOT_SERVED] == verdict.not_served
     assert tags[lineage.SHADOW_ROWS] == "0"
