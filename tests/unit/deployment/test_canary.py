@@ -194,3 +194,10 @@ def test_canary_tags_record_every_figure() -> None:
         lineage.CANARY_REQUESTS, lineage.CANARY_ERROR_RATE, lineage.CANARY_P99_MS,
         lineage.CANARY_QUALITY_METRIC, lineage.CANARY_QUALITY_ROWS,
     }  # fmt: skip
+
+
+def test_time_out_with_too_few_requests_names_the_requests_even_with_labels() -> None:
+    config = _config(min_requests=10, min_labelled_rows=20)
+    verdict = judge_canary(_mixed(9, 0), "2", config, timed_out=True, quality=_reading(5, None))
+    assert verdict.decision == "rollback"
+    assert verdict.reason == "only 9 of 10 challenger requests before the time limit"
