@@ -101,6 +101,12 @@ def test_unknown_model_is_named(reg: Registry) -> None:
         registry.list_versions(reg.client, unknown)
     assert registry.alias_state(reg.client, unknown) == {}
     assert registry.get_alias_version(reg.client, unknown, "champion") is None
+    # A known model without the alias: None too, and the version behind an alias it has.
+    reg.new_version()
+    assert registry.get_alias_version(reg.client, reg.name, "champion") is None
+    registry.move_alias(reg.client, reg.name, "challenger", "1", reason="x", actor="me")
+    behind = registry.get_alias_version(reg.client, reg.name, "challenger")
+    assert behind is not None and str(behind.version) == "1"
 
 
 def test_promote_to_a_missing_version_changes_nothing(reg: Registry) -> None:
@@ -231,6 +237,8 @@ def test_alias_history_is_written_as_readable_utf8(reg: Registry) -> None:
     tags = reg.client.get_registered_model(reg.name).tags
     (raw,) = [v for k, v in tags.items() if k.startswith(lineage.ALIAS_MOVE_PREFIX)]
     assert "≥" in raw and "\\u2265" not in raw
+    # Compact (no spaces after separators), to stay well under MLflow's tag-value limit.
+    assert raw.startswith(f'{{"model_name":"{reg.name}","alias":"champion","from_version":null')
     assert registry.alias_history(reg.client, reg.name)[-1].reason == reason
 
 

@@ -181,3 +181,80 @@ def test_restore_names_a_registry_it_cannot_read(reg: Registry) -> None:
         registry.restore_aliases(client, reg.name, before)  # type: ignore[arg-type]
 
     assert reg.name in str(info.value) and "'champion': '2'" in str(info.value)
+
+
+def _aliases_set_over_none(reg: Registry) -> registry.AliasSnapshot:
+    """A model with no alias and no remembered champion (snapshot returned), then champion v2
+    (previous v1) and challenger v1 set over it."""
+    reg.new_version(blessed=False)
+    before = registry.snapshot_aliases(reg.client, reg.name)
+    assert before == registry.AliasSnapshot(aliases={}, previous_champion=None)
+    registry.move_alias(reg.client, reg.name, "champion", "1", reason="set", actor="x")
+    registry.move_alias(reg.client, reg.name, "challenger", "1", reason="set", actor="x")
+    reg.new_version()
+    registry.promote_version(reg.client, reg.name, "2", reason="set", actor="x")
+    assert reg.aliases() == {"champion": "2", "challenger": "1"}
+    return before
+
+
+def test_restore_removes_aliases_and_the_remembered_champion_that_were_not_there(
+    reg: Registry,
+) -> None:
+    import getpass
+
+    before = _aliases_set_over_none(reg)
+
+    moves = registry.restore_aliases(reg.client, reg.name, before)
+
+    assert reg.aliases() == {}
+    assert lineage.PREVIOUS_CHAMPION not in reg.client.get_registered_model(reg.name).tags
+    assert [(m.alias, m.from_version, m.to_version, m.reason) for m in moves] == [
+        ("challenger", "1", None, RESTORED_REASON),
+        ("champion", "2", None, RESTORED_REASON),
+    ]
+    assert all(m.actor == f"user:{getpass.getuser()}" for m in moves)
+    assert registry.alias_history(reg.client, reg.name)[-2:] == moves
+    assert reg.replayed_history() == reg.aliases() == {}
+
+
+def test_failed_removals_are_all_named_with_what_was_wanted(reg: Registry) -> None:
+    before = _aliases_set_over_none(reg)
+    client = FaultyClient(reg.client)
+    client.fail(lambda m, a: m == "delete_registered_model_alias" and a[1] == "challenger", "a")
+    client.fail(tag_write(lineage.PREVIOUS_CHAMPION), "tag table locked")
+
+    with pytest.raises(ModelRegistrationError) as info:
+        registry.restore_aliases(client, reg.name, before)  # type: ignore[arg-type]
+
+    assert str(info.value) == (
+        f"restoring the aliases of {reg.name!r} to none failed: "
+        "alias 'challenger' back to no version (removed) failed: a; "
+        f"tag {lineage.PREVIOUS_CHAMPION} back to unset failed: tag table locked"
+    )
+    # The champion went all the same; the failed steps are in the history, where they are.
+    assert reg.aliases() == {"challenger": "1"}
+    history = registry.alias_history(reg.client, reg.name)
+    assert [(m.alias, m.from_version, m.to_version) for m in history[-3:]] == [
+        ("challenger", "1", "1"),
+        ("champion", "2", None),
+        ("champion", None, None),
+    ]
+    assert history[-1].reason == (
+        "restore failed after a failed registration: "
+        f"tag {lineage.PREVIOUS_CHAMPION} back to unset: tag table locked"
+    )
+    assert reg.replayed_history() == reg.aliases()
+
+
+def test_a_restore_whose_history_entry_fails_says_it_was_done(reg: Registry) -> None:
+    before = _aliases_set_over_none(reg)
+    client = FaultyClient(reg.client).fail(history_write_of("challenger"), "history full")
+
+    with pytest.raises(ModelRegistrationError) as info:
+        registry.restore_aliases(client, reg.name, before)  # type: ignore[arg-type]
+
+    assert (
+        "alias 'challenger' back to no version (removed) done, but its alias-history entry "
+        "failed: history full"
+    ) in str(info.value)
+    assert reg.aliases() == {}
