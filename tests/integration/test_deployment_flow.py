@@ -209,8 +209,9 @@ _REQUEST_IDS = itertools.count()
 def _traffic(
     url: str, stop: threading.Event, failures: list[int], labels_path: Path | None
 ) -> None:
-    """2-row requests with our own request ids, in rounds of 20; after each round the failed
-    count is recorded and the labels of the answered rows are (re)written."""
+    """2-row requests with our own X-Request-IDs, in rounds of 20; after each round the failed
+    count is recorded and the labels of the answered rows are (re)written, keyed as a user keys
+    them: by the ``request_id`` the service answered (its own id, not the client's)."""
     frame = generate_churn(400, seed=5)
     rows = json.loads(frame.drop(columns=["churned"]).to_json(orient="records"))
     truth = frame["churned"].tolist()
@@ -233,8 +234,9 @@ def _traffic(
                 if not ok:
                     errors += 1
                     continue
+                answered = response.json()["request_id"]
                 labels.extend(
-                    {"request_id": f"t-{request_id}", "row_index": i, "churned": truth[start + i]}
+                    {"request_id": answered, "row_index": i, "churned": truth[start + i]}
                     for i in range(2)
                 )
             failures.append(errors)
