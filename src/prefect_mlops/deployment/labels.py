@@ -60,9 +60,12 @@ def prepare_labels(labels: pd.DataFrame, label_column: str, where: str) -> pd.Da
         bad = index.isna() | (index != index.round())
         if bad.any():
             first = out.loc[bad, "row_index"].iloc[0]
+            shown = (
+                "an empty cell" if pd.isna(first) else repr(getattr(first, "item", lambda: first)())
+            )
             raise DataIngestError(
                 f"labels {where}: column 'row_index' must hold whole numbers (the row's "
-                f"position in its request); found {first!r}"
+                f"position in its request); found {shown}"
             )
         out["row_index"] = index.astype("int64")
     key = [c for c in KEY if c in out]

@@ -85,6 +85,14 @@ def test_a_row_index_that_is_not_a_whole_number_is_named(position: str) -> None:
         prepare_labels(raw, "y", "l.csv")
 
 
+@pytest.mark.parametrize(("position", "shown"), [(1.5, "1.5"), (float("nan"), "an empty cell")])
+def test_a_numeric_row_index_is_named_as_the_user_wrote_it(position: float, shown: str) -> None:
+    """A CSV read by pandas gives floats: the message shows 1.5, not numpy's repr."""
+    raw = pd.DataFrame({"request_id": ["a", "b"], "row_index": [0.0, position], "y": [1, 0]})
+    with pytest.raises(DataIngestError, match=rf"found {re.escape(shown)}$"):
+        prepare_labels(raw, "y", "l.csv")
+
+
 def test_missing_columns_are_named_with_the_columns_the_table_has() -> None:
     with pytest.raises(
         DataIngestError,
