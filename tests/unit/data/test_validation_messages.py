@@ -235,3 +235,44 @@ def test_a_fresh_context_is_ephemeral_quiet_and_sends_no_analytics(
     assert datasource.name == "prefect_mlops"
     assert list(definitions) == ["fresh"]
     assert [a.name for a in datasource.assets] == ["fresh"]
+
+
+# --- an expectation that raised --------------------------------------------------------------
+
+
+def _describe(exception_info: dict[str, Any]) -> Any:
+    from prefect_mlops.data.validation import describe_failure
+
+    frame = pd.DataFrame({"age": [1, 2]})
+    result = {"exception_info": exception_info, "result": {}}
+    return describe_failure("expect_column_values_to_be_between", {"column": "age"}, result, frame)
+
+
+@pytest.mark.parametrize(
+    "exception_info",
+    [
+        # GX's top-level form and its per-metric form
+        {"raised_exception": True, "exception_message": "boom: bad metric\ntraceback lines"},
+        {
+            "('column.max', 'age')": {
+                "raised_exception": True,
+                "exception_message": "boom: bad metric",
+            }
+        },
+    ],
+)
+def test_an_expectation_that_raised_shows_the_first_line_of_its_error(
+    exception_info: dict[str, Any],
+) -> None:
+    failure = _describe(exception_info)
+    assert (failure.column, failure.observed, failure.details) == (
+        "age",
+        "error",
+        "boom: bad metric",
+    )
+
+
+def test_an_expectation_that_did_not_raise_is_described_by_its_result() -> None:
+    failure = _describe({"raised_exception": False, "exception_message": "not an error"})
+    assert failure.observed != "error"
+    assert "not an error" not in failure.details
