@@ -188,3 +188,42 @@ def test_non_finite_and_out_of_range_numbers_are_422_naming_the_field(
     err = _error(schema, body)
     assert (err.field, err.status) == (field, 422), err
     assert problem in err.problem
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "problem"),
+    [
+        ({"tenure": "3"}, "tenure", "expected a number (double), got a string"),
+        ({"tenure": True}, "tenure", "expected a number (double), got a boolean"),
+        ({"tenure": [1]}, "tenure", "expected a number (double), got a list"),
+        ({"tenure": {"a": 1}}, "tenure", "expected a number (double), got an object"),
+        ({"calls": 2.5}, "calls", "expected an integer (long), got a number"),
+        ({"calls": True}, "calls", "expected an integer (long), got a boolean"),
+        ({"calls": "2"}, "calls", "expected an integer (long), got a string"),
+        (
+            {"calls": 2**70},
+            "calls",
+            "expected an integer (long) from -2**63 to 2**63-1, got a larger one",
+        ),
+        (
+            {"tenure": 10**400},
+            "tenure",
+            "expected a finite number (double), got an integer beyond its range",
+        ),
+        ({"contract": 5}, "contract", "expected a string, got a number"),
+        ({"contract": False}, "contract", "expected a string, got a boolean"),
+        ({"contract": ["a"]}, "contract", "expected a string, got a list"),
+        ({"contract": None}, "contract", "null is not allowed (string required)"),
+    ],
+)
+def test_each_bad_value_is_named_with_what_was_expected_and_what_came(
+    schema: InputSchema, row: dict[str, Any], field: str, problem: str
+) -> None:
+    """The whole problem text, on both the records and the columns shape: a client reads it."""
+    for body, where in (
+        ({"records": [ROW, {**ROW, **row}]}, f"records[1].{field}"),
+        ({"columns": {k: [ROW[k], {**ROW, **row}[k]] for k in ROW}}, f"columns.{field}[1]"),
+    ):
+        err = _error(schema, json.dumps(body).encode())
+        assert (err.field, err.problem, err.status) == (where, problem, 422)
+        assert str(err) == f"{where}: {problem}"
