@@ -227,3 +227,54 @@ def test_each_bad_value_is_named_with_what_was_expected_and_what_came(
         err = _error(schema, json.dumps(body).encode())
         assert (err.field, err.problem, err.status) == (where, problem, 422)
         assert str(err) == f"{where}: {problem}"
+
+
+@pytest.mark.parametrize(
+    ("columns", "field", "problem", "status"),
+    [
+        ([1, 2], "columns", "expected an object of lists, got a list", 422),
+        ("tenure", "columns", "expected an object of lists, got a string", 422),
+        ({"tenure": 3}, "columns.tenure", "expected a list, got a number", 422),
+        (
+            {"tenure": [1], "charges": {"a": 1}},
+            "columns.charges",
+            "expected a list, got an object",
+            422,
+        ),
+        (
+            {"tenure": [1, 2], "charges": [1, 2, 3]},
+            "columns.charges",
+            "has 3 values, other columns have 2",
+            422,
+        ),
+        (
+            {"tenure": [1, 2], "charges": [1, 2], "contract": ["a", "b"]},
+            "columns.calls",
+            "missing required field",
+            422,
+        ),
+    ],
+)
+def test_a_bad_columns_body_is_named_exactly(
+    schema: InputSchema, columns: Any, field: str, problem: str, status: int
+) -> None:
+    err = _error(schema, _body({"columns": columns}))
+    assert (err.field, err.problem, err.status) == (field, problem, status)
+
+
+def test_an_optional_column_left_out_of_the_columns_shape_is_missing_for_every_row(
+    schema: InputSchema,
+) -> None:
+    frame = schema.parse_body(
+        _body({"columns": {"tenure": [1, 2], "contract": ["a", "b"], "calls": [1, 2]}}), 10
+    )
+    assert frame["charges"].isna().tolist() == [True, True]
+    assert list(frame.columns) == ["tenure", "charges", "contract", "calls"]
+    assert len(frame) == 2
+
+
+def test_the_columns_shape_counts_rows_against_the_limit(schema: InputSchema) -> None:
+    columns = {k: [ROW[k]] * 11 for k in ROW}
+    err = _error(schema, _body({"columns": columns}), max_rows=10)
+    assert (err.field, err.status) == ("columns", 413)
+    assert schema.parse_body(_body({"columns": {k: [ROW[k]] * 10 for k in ROW}}), 10).shape[0] == 10
