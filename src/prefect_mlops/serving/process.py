@@ -85,16 +85,11 @@ def service_command(host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def neutral_working_dir() -> str:
-    """A new private folder to start a server from (``tempfile.mkdtemp``: empty, mode 0700);
-    the caller removes it (:func:`private_working_dir` does)."""
-    return tempfile.mkdtemp(prefix="prefect-mlops-serve-")
-
-
 @contextmanager
 def private_working_dir() -> Iterator[str]:
-    """A :func:`neutral_working_dir` for the block, removed when it ends."""
-    folder = neutral_working_dir()
+    """A new private folder to start a server from (``tempfile.mkdtemp``: empty, mode 0700),
+    removed when the block ends."""
+    folder = tempfile.mkdtemp(prefix="prefect-mlops-serve-")
     try:
         yield folder
     finally:
