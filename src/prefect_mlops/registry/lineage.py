@@ -73,6 +73,20 @@ CANARY_QUALITY_DROP_BOUND = "mlops.canary.quality.drop_bound"
 SHADOW_ROWS = "mlops.shadow.rows"
 SHADOW_AGREEMENT = "mlops.shadow.agreement"
 
+# -- monitoring of a version ---------------------------------------------------------------------
+#: Artifact path (on the version's training run) of its reference profile: what drift, skew and
+#: estimated-quality checks compare a serving window with (``monitoring.profile``).
+REFERENCE_PROFILE = "mlops.monitoring.profile"
+REFERENCE_PROFILE_ARTIFACT = "monitoring/reference_profile.json"
+#: The run id of the version's latest monitoring run (in the ``<model>-monitoring`` experiment).
+MONITORING_LATEST_RUN = "mlops.monitoring.latest_run"
+MONITORING_LATEST_AT = "mlops.monitoring.latest_at"
+#: Tags of a monitoring run: which model version and which window it looked at.
+MONITORING_MODEL_VERSION = "mlops.monitoring.model_version"
+MONITORING_WINDOW_START = "mlops.monitoring.window_start"
+MONITORING_WINDOW_END = "mlops.monitoring.window_end"
+MONITORING_WINDOW_ROWS = "mlops.monitoring.window_rows"
+
 # -- MLflow's own tags that this package sets ----------------------------------------------------
 #: The experiment tag MLflow 3's UI reads to choose an experiment's layout: GenAI (traces,
 #: overview) or model training (runs). The UI writes it too, from its experiment-type selector.
