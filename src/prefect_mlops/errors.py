@@ -19,6 +19,7 @@ failed::
     ├── ServiceStartError           the prediction service did not become ready
     ├── InfraValidationError        a candidate failed infra-validation in a real server
     ├── ScoringError                batch scoring cannot run (model, columns, output folder)
+    ├── MonitoringError             a monitoring run cannot run (the version, its profile, the window)
     └── PrefectAPIError             the Prefect API does not answer, or a local server did not start
 
 Messages name the file, column or field, the value seen and, where there is one, the fix.
@@ -135,6 +136,11 @@ class InfraValidationError(MLOpsError):
 class ScoringError(MLOpsError):
     """Batch scoring cannot run: unknown model/version/alias, missing feature columns, or an
     output folder that already holds results."""
+
+
+class MonitoringError(MLOpsError):
+    """A monitoring run cannot run: the version has neither a reference profile nor a
+    snapshot to compute one from, or the serving log or labels cannot be read."""
 
 
 class PrefectAPIError(MLOpsError):
