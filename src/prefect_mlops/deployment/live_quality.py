@@ -48,11 +48,19 @@ def _comparable(task: str, truth: pd.Series, predicted: pd.Series) -> tuple[Any,
     return truth.astype(str).to_numpy(), predicted.astype(str).to_numpy()
 
 
-def _pairs(joined: pd.DataFrame, task: str, variant: str, version: str | None) -> tuple[Any, Any]:
-    rows = joined[joined["variant"] == variant]
+def labelled_pairs(
+    joined: pd.DataFrame, task: str, *, variant: str | None = None, version: str | None = None
+) -> tuple[Any, Any]:
+    """(labels, predictions) of the rows of ``joined`` served as ``variant`` by ``version``
+    (None: any), as arrays of one type (floats when both read as numbers, else strings)."""
+    rows = joined if variant is None else joined[joined["variant"] == variant]
     if version is not None:
         rows = rows[rows["model_version"].astype(str) == str(version)]
     return _comparable(task, rows["label"], rows["prediction"])
+
+
+def _pairs(joined: pd.DataFrame, task: str, variant: str, version: str | None) -> tuple[Any, Any]:
+    return labelled_pairs(joined, task, variant=variant, version=version)
 
 
 def _metric(task: str, metric: str, y_true: Any, y_pred: Any) -> float | None:
@@ -63,11 +71,17 @@ def _metric(task: str, metric: str, y_true: Any, y_pred: Any) -> float | None:
 
 
 def live_metric(
-    joined: pd.DataFrame, task: str, metric: str, *, variant: str, version: str | None = None
+    joined: pd.DataFrame,
+    task: str,
+    metric: str,
+    *,
+    variant: str | None,
+    version: str | None = None,
 ) -> tuple[int, float | None]:
-    """(labelled rows, ``metric``) of ``variant`` (and ``version``) in ``joined``; the metric
-    is None when there are no rows or it is undefined on them (one class present)."""
-    y_true, y_pred = _pairs(joined, task, variant, version)
+    """(labelled rows, ``metric``) of ``variant`` (None: every variant) and ``version`` in
+    ``joined``; the metric is None when there are no rows or it is undefined on them (one
+    class present)."""
+    y_true, y_pred = labelled_pairs(joined, task, variant=variant, version=version)
     return len(y_true), _metric(task, metric, y_true, y_pred)
 
 
