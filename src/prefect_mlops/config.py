@@ -278,6 +278,99 @@ class MetricThreshold(_Strict):
         return self
 
 
+DriftMethod = Literal["wasserstein", "jensenshannon", "ks", "chisquare", "z", "psi"]
+
+
+class DriftOverride(_Strict):
+    """A column's own drift test, instead of the one Evidently's DataDriftPreset picks."""
+
+    method: DriftMethod | None = Field(
+        default=None,
+        description="wasserstein, jensenshannon, ks, chisquare, z or psi; default: Evidently's "
+        "choice by column type and reference size.",
+    )
+    threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="The method's threshold (a distance for wasserstein / jensenshannon / psi, a "
+        "p-value for ks / chisquare / z); default: the method's own (0.1, 0.1, 0.1, 0.05...).",
+    )
+
+
+class MonitoringConfig(_Strict):
+    """How the monitoring flow judges a version's served traffic: the window, the drift
+    tests, the quality and efficiency thresholds (the ``monitoring:`` section)."""
+
+    max_window_rows: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Most serving-log rows in one window (the newest are kept).",
+    )
+    max_window_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Oldest a window reaches back when no start is given and the model was "
+        "never monitored (else: since the last monitoring run, bounded by this).",
+    )
+    min_rows: int = Field(
+        default=50,
+        ge=1,
+        description="Fewer scored rows than this in the window: nothing to monitor, no verdict.",
+    )
+    reference: Literal["train", "validation"] = Field(
+        default="train",
+        description="Which rows of the training snapshot are the drift reference.",
+    )
+    drift_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Dataset drift when at least this share of the feature columns drifted.",
+    )
+    columns: dict[str, DriftOverride] = Field(
+        default_factory=dict,
+        description="Per-column drift test overrides (a feature name, or 'prediction').",
+    )
+    labels: DataSource | None = Field(
+        default=None,
+        description="Late labels: a table of request_id (+ row_index) and the true value, "
+        "read at each monitoring run for the realised quality.",
+    )
+    label_column: str | None = Field(
+        default=None, description="The labels' true-value column; default: the training target."
+    )
+    quality_metric: str | None = Field(
+        default=None, description="accuracy or f1 (classifiers), rmse, mae or r2 (regressors)."
+    )
+    max_quality_drop: float = Field(
+        default=0.05,
+        ge=0,
+        description="Quality degraded when the realised (or estimated) metric is worse than the "
+        "test set's by more than this (absolute).",
+    )
+    latency_p99_ms: float | None = Field(
+        default=None, gt=0, description="Latency SLO: p99 of request latency above it fails."
+    )
+    max_error_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Share of requests answered 5xx (the model's fault) above which the version "
+        "is failing.",
+    )
+    report_sample_rows: int = Field(
+        default=50_000,
+        ge=100,
+        description="Evidently's HTML report is built on at most this many window rows (the "
+        "verdicts always come from the whole window).",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="A Dask scheduler (tcp://host:8786): window statistics are computed there "
+        "per partition; 'local' starts a local cluster.",
+    )
+
+
 class TrainingConfig(_Strict):
     """Everything the continuous-training flow needs: data, target, model, blessing rules."""
 
@@ -318,6 +411,10 @@ class TrainingConfig(_Strict):
         default=True, description="Move the 'champion' alias to a blessed model at once."
     )
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for run + version.")
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig,
+        description="How the monitoring flow judges the served traffic of this model's versions.",
+    )
 
     @model_validator(mode="after")
     def _columns(self) -> TrainingConfig:
@@ -333,8 +430,10 @@ class TrainingConfig(_Strict):
         return self.experiment_name or self.model_name
 
     def config_hash(self) -> str:
-        """SHA-256 of the canonical JSON form (lineage tag ``mlops.config_hash``)."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """SHA-256 of the canonical JSON form (lineage tag ``mlops.config_hash``), without the
+        ``monitoring`` section: how served traffic is judged does not change the model, so a
+        new threshold neither retrains nor makes the same data "changed"."""
+        payload = json.dumps(self.model_dump(mode="json", exclude={"monitoring"}), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
     @classmethod
