@@ -85,11 +85,11 @@ class InputSchema:
             raise ModelLoadError("the model has no input signature; log it with one")
         specs = []
         for col in signature.inputs.inputs:
-            name = getattr(col, "name", None)
+            name = col.name  # a ColSpec's, or a TensorSpec's (None when unnamed)
             if name is None:
                 raise ModelLoadError("the model signature is tensor-based; column names needed")
             dtype = getattr(col.type, "name", str(col.type))
-            specs.append(ColumnSpec(name, str(dtype), bool(getattr(col, "required", True))))
+            specs.append(ColumnSpec(name, str(dtype), bool(col.required)))
         return cls(tuple(specs))
 
     @property
@@ -151,8 +151,7 @@ class InputSchema:
         for col in self.columns:
             values = [row.get(col.name, _MISSING) for row in records]
             data[col.name] = _column(col, values, (f"{where}[", f"].{col.name}"))
-        # Plain arrays, no per-column Series: this runs on the request path (~0.5 ms saved).
-        return pd.DataFrame(data, copy=False)
+        return _frame(data)
 
     def _parse_columns(self, columns: Any, max_rows: int) -> pd.DataFrame:
         if not isinstance(columns, dict):
@@ -181,7 +180,13 @@ class InputSchema:
             else:
                 values = columns[col.name]
             data[col.name] = _column(col, values, (f"columns.{col.name}[", "]"))
-        return pd.DataFrame(data, copy=False)
+        return _frame(data)
+
+
+def _frame(data: dict[str, Any]) -> pd.DataFrame:
+    """The request's DataFrame of the column arrays in ``data``, not copied."""
+    # Plain arrays, no per-column Series: this runs on the request path (~0.5 ms saved).
+    return pd.DataFrame(data, copy=False)
 
 
 def _too_large(size: int | None, max_bytes: int) -> RequestValidationError:
@@ -202,9 +207,12 @@ async def read_body(
     bytes: at once by its ``declared_length`` (the ``Content-Length`` header), else as soon as
     the chunks read pass the limit (a chunked body has no length). Raises
     RequestValidationError (413, field ``body``)."""
-    declared = (declared_length or "").strip()
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(int(declared), max_bytes)
+    if (
+        declared_length is not None
+        and declared_length.strip().isdigit()
+        and int(declared_length) > max_bytes
+    ):
+        raise _too_large(int(declared_length), max_bytes)
     if isinstance(body, bytes):
         if len(body) > max_bytes:
             raise _too_large(len(body), max_bytes)
@@ -238,15 +246,11 @@ def _decode(body: bytes | str) -> Any:
         raise RequestValidationError("body", f"cannot be decoded: {exc}", 400) from exc
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING: Any = _Missing()
+_MISSING: Any = object()  # a field absent from its record (unlike null, a value)
 
 
 def _json_type(value: Any) -> str:
+    """The JSON type of the decoded JSON ``value``, for a message ("a number", "null")."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -257,9 +261,7 @@ def _json_type(value: Any) -> str:
         return "a string"
     if isinstance(value, list):
         return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    return "an object"  # the one JSON type left
 
 
 def _check_size(n_rows: int, where: str, max_rows: int) -> None:
