@@ -3,6 +3,7 @@ and every body that cannot become rows answering 400 naming ``body``, never a se
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from serving_cases import ROW
 
 from prefect_mlops.errors import MLOpsError, RequestValidationError
-from prefect_mlops.serving.schema import InputSchema
+from prefect_mlops.serving.schema import InputSchema, read_body
 
 
 def _body(payload: Any) -> bytes:
@@ -278,3 +279,97 @@ def test_the_columns_shape_counts_rows_against_the_limit(schema: InputSchema) ->
     err = _error(schema, _body({"columns": columns}), max_rows=10)
     assert (err.field, err.status) == ("columns", 413)
     assert schema.parse_body(_body({"columns": {k: [ROW[k]] * 10 for k in ROW}}), 10).shape[0] == 10
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "problem"),
+    [
+        (
+            "text",
+            "body",
+            "expected a JSON object with 'records' or 'columns' (or a list of records), "
+            "got a string",
+        ),
+        (
+            None,
+            "body",
+            "expected a JSON object with 'records' or 'columns' (or a list of records), got null",
+        ),
+        ({"records": [ROW], "columns": {}}, "body", "give either 'records' or 'columns', not both"),
+        (
+            {"rows": [ROW]},
+            "body",
+            "expected a key 'records' (list of objects) or 'columns' (object of lists)",
+        ),
+        ({"records": None}, "records", "expected a list of objects, got null"),
+        ({"records": {"tenure": 1}}, "records", "expected a list of objects, got an object"),
+        ({"records": [ROW, 7]}, "records[1]", "expected an object, got a number"),
+        ([ROW, None], "records[1]", "expected an object, got null"),
+        ([ROW, [1, 2]], "records[1]", "expected an object, got a list"),
+        ({"records": []}, "records", "is empty; send at least one row"),
+        ({"columns": {}}, "columns", "is empty; send at least one row"),
+        (
+            [ROW, {k: v for k, v in ROW.items() if k != "tenure"}],
+            "records[1].tenure",
+            "missing required field",
+        ),
+    ],
+)
+def test_a_body_of_the_wrong_shape_is_a_422_named_exactly(
+    schema: InputSchema, payload: Any, field: str, problem: str
+) -> None:
+    """The JSON decodes but is not rows of the signature: the whole problem text, a client
+    reads it (docs/serving.md, "Bodies that cannot become rows")."""
+    err = _error(schema, _body(payload))
+    assert (err.field, err.problem, err.status) == (field, problem, 422)
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"  \n\t", "", " "], ids=["empty", "blank", "str", "str-blank"]
+)
+def test_an_empty_or_blank_body_is_a_400_saying_what_to_send(
+    schema: InputSchema, body: bytes | str
+) -> None:
+    err = _error(schema, body)
+    assert (err.field, err.problem, err.status) == (
+        "body",
+        "empty body; send a JSON object or list",
+        400,
+    )
+
+
+def test_a_body_that_is_not_utf8_is_a_400_saying_so(schema: InputSchema) -> None:
+    err = _error(schema, b'[{"contract": "caf\xe9"}]')  # Latin-1, not UTF-8
+    assert (err.field, err.status) == ("body", 400)
+    assert err.problem.startswith("not UTF-8 text: 'utf-8' codec can't decode byte 0xe9")
+
+
+def test_a_body_nested_too_deeply_is_a_400_saying_what_to_send(schema: InputSchema) -> None:
+    err = _error(schema, b"[" * 100_000)
+    assert (err.field, err.problem, err.status) == (
+        "body",
+        "nested too deeply to decode; send records or columns of plain values",
+        400,
+    )
+
+
+def test_an_optional_field_absent_from_some_records_is_missing_only_there(
+    schema: InputSchema,
+) -> None:
+    no_charges = {k: v for k, v in ROW.items() if k != "charges"}
+    frame = schema.parse_body(_body([no_charges, ROW, no_charges]), 10)
+    assert frame["charges"].isna().tolist() == [True, False, True]
+    assert frame.loc[1, "charges"] == ROW["charges"]
+    assert frame["tenure"].tolist() == [3.0, 3.0, 3.0]
+
+
+def test_a_whole_body_over_the_byte_limit_names_its_size_and_the_setting() -> None:
+    """A body already read whole (no Content-Length to refuse it by) is measured itself."""
+    with pytest.raises(RequestValidationError) as refused:
+        asyncio.run(read_body(b"x" * 11, None, 10))
+    err = refused.value
+    assert (err.field, err.status) == ("body", 413)
+    assert err.problem == (
+        "has 11 bytes, more than the limit of 10 (MLOPS_SERVE_MAX_BODY_BYTES); "
+        "send fewer rows per request"
+    )
