@@ -240,6 +240,8 @@ class ServingRuntime:
                 features=frame,
                 predictions=pred.predictions,
                 probabilities=pred.probabilities,
+                classes=pred.classes,
+                input_schema=model.schema,
             )
             self.log.log([record])
             shadow = state.shadow
@@ -305,7 +307,8 @@ class ServingRuntime:
         record = RequestRecord(
             timestamp=arrived, model_name=shadow.name, model_version=shadow.version,
             variant="shadow", latency_ms=latency, features=frame, predictions=pred.predictions,
-            probabilities=pred.probabilities, request_id=rid.value, client_request_id=rid.client,
+            probabilities=pred.probabilities, classes=pred.classes, input_schema=shadow.schema,
+            request_id=rid.value, client_request_id=rid.client,
         )  # fmt: skip
         self.log.log([record])
 
