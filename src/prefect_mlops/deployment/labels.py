@@ -18,7 +18,6 @@ late correction). :func:`join_labels` pairs labels with the logged predictions;
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -120,7 +119,8 @@ def resolve_label_spec(
 
 def join_labels(log: pd.DataFrame, labels: pd.DataFrame, where: str) -> pd.DataFrame:
     """Answered serving-log rows that have a label: ``variant``, ``model_version``,
-    ``prediction`` (decoded), ``label``. ``labels`` comes from :func:`prepare_labels`.
+    ``prediction`` (typed, as ``serving.log.read_window`` reads it), ``label``. ``labels``
+    comes from :func:`prepare_labels`.
 
     Raises DataIngestError when ``labels`` has no ``row_index`` but a labelled request scored
     several rows (which row the label belongs to would be a guess).
@@ -140,9 +140,7 @@ def join_labels(log: pd.DataFrame, labels: pd.DataFrame, where: str) -> pd.DataF
                 f"labels {where}: request {several['request_id'].iloc[0]!r} scored several "
                 "rows; add a `row_index` column (the row's position in its request)"
             )
-    joined = joined.copy()
-    joined["prediction"] = [json.loads(p) for p in joined["prediction"]]
-    return joined[columns]
+    return joined[columns].reset_index(drop=True)
 
 
 def read_live_quality(

@@ -148,10 +148,14 @@ class LiveService:
             bearer_headers(self.token, url.rstrip("/") + "/metadata", self.token_hosts)
 
     def serving_log(self) -> pd.DataFrame:
-        """The serving-log rows since the rollout started."""
-        from prefect_mlops.serving.log import read_serving_log
+        """The model's serving-log rows since the rollout started: the common columns and
+        ``prediction`` (features and probabilities are not read)."""
+        from prefect_mlops.serving.log import COLUMNS, PREDICTION, read_window
 
-        return rows_since(read_serving_log(self.log_dir), self.rollout.started_at)
+        return read_window(
+            self.log_dir, self.config.model_name, start=self.rollout.started_at,
+            columns=[*COLUMNS, PREDICTION],
+        )  # fmt: skip
 
     def not_served(self, log: pd.DataFrame) -> str | None:
         """Why the live service is not serving the challenger, or None: first what a service

@@ -25,8 +25,19 @@ def shadow_agreement(log: pd.DataFrame, version: str) -> tuple[int, float]:
     )
     if pairs.empty:
         return 0, 0.0
-    agree = pairs["prediction_shadow"].astype(str) == pairs["prediction_champion"].astype(str)
+    agree = same_predictions(pairs["prediction_shadow"], pairs["prediction_champion"])
     return len(pairs), float(agree.mean())
+
+
+def same_predictions(a: pd.Series, b: pd.Series) -> pd.Series:
+    """Row by row, whether two typed prediction columns agree: as numbers when both are
+    numeric (an int64 class read as float64 beside nulls still equals its int), else as text."""
+    a_num, b_num = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")
+    numeric = a_num.notna() & b_num.notna()
+    as_text = a.astype(str).to_numpy() == b.astype(str).to_numpy()
+    return pd.Series(
+        (numeric & (a_num == b_num)).to_numpy() | (~numeric.to_numpy() & as_text), index=a.index
+    )
 
 
 @dataclass

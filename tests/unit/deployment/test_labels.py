@@ -4,7 +4,6 @@ during a canary (a real CSV in tmp_path)."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -33,7 +32,7 @@ def _served(variant: str, version: str, predictions: list, *, rows_per_request: 
                 "row_index": i % rows_per_request,
                 "variant": variant,
                 "model_version": version,
-                "prediction": json.dumps(value),
+                "prediction": value,
                 "status": "ok",
                 "latency_ms": 5.0,
             }
@@ -186,8 +185,8 @@ def test_nothing_to_join_gives_an_empty_frame_of_the_joined_columns() -> None:
         assert joined.empty and list(joined.columns) == JOINED
 
 
-def test_the_join_decodes_predictions_and_keeps_answered_labelled_rows_only() -> None:
-    log = _served("champion", "1", [[0.5, 1.5], [2.5, 3.5], [4.0, 5.0]])
+def test_the_join_keeps_typed_predictions_and_answered_labelled_rows_only() -> None:
+    log = _served("champion", "1", [0.5, 2.5, 4.0])
     log.loc[2, "status"] = "500"
     labels = prepare_labels(
         pd.DataFrame({"request_id": ["champion-0", "champion-2", "nobody"], "y": [1, 2, 3]}),
@@ -198,7 +197,7 @@ def test_the_join_decodes_predictions_and_keeps_answered_labelled_rows_only() ->
     assert list(joined.columns) == JOINED
     assert joined.to_dict("records") == [
         {"request_id": "champion-0", "row_index": 0, "variant": "champion", "model_version": "1",
-         "prediction": [0.5, 1.5], "label": 1},
+         "prediction": 0.5, "label": 1},
     ]  # fmt: skip
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,7 +29,7 @@ def _served(variant: str, version: str, predictions: list, *, rows_per_request: 
                 "row_index": i % rows_per_request,
                 "variant": variant,
                 "model_version": version,
-                "prediction": json.dumps(value),
+                "prediction": value,
                 "status": "ok",
                 "latency_ms": 5.0,
             }
@@ -89,7 +87,7 @@ def test_join_by_request_and_row_and_score_string_classes() -> None:
     assert (n, accuracy) == (3, pytest.approx(2 / 3))
 
 
-def test_labels_read_as_numbers_match_json_predictions_and_failed_rows_are_left_out() -> None:
+def test_labels_read_as_numbers_match_typed_predictions_and_failed_rows_are_left_out() -> None:
     log = _served("challenger", "2", [1, 0, 1, 1])
     log.loc[3, "status"] = "500"
     labels = _labels("challenger", [1.0, 0.0, 0.0, 1.0])  # a CSV column with a gap reads as float
@@ -209,7 +207,6 @@ def _noisy_log(accuracy_by_variant: dict[str, float], n: int, seed: int) -> pd.D
         )
         frames.append(served.assign(label=truth.tolist()))
     log = pd.concat(frames, ignore_index=True)
-    log["prediction"] = [json.loads(p) for p in log["prediction"]]
     return log
 
 

@@ -123,8 +123,7 @@ def _live(models: Models, tmp_path: Path, version: str, urls: list[str]) -> Live
 
 def _write_log(directory: Path, log: pd.DataFrame) -> None:
     writer = ServingLogWriter(directory)
-    writer.log([{**row, "features": None, "error": None, "probabilities": None}
-                for row in log.to_dict("records")])  # fmt: skip
+    writer.log([{**row, "error": None} for row in log.to_dict("records")])
     writer.close()
 
 
@@ -135,8 +134,12 @@ def test_live_service_reads_its_serving_log_since_the_rollout(
     assert live.serving_log().empty
     before = _served("champion", "1", ["old"], -5)
     after = _served("champion", "1", [f"s-{i}" for i in range(3)], 40)
-    _write_log(live.log_dir, pd.concat([before, after]))
-    assert live.serving_log()["request_id"].tolist() == ["s-0", "s-1", "s-2"]
+    other_model = _served("champion", "1", ["elsewhere"], 40)  # model "m"
+    mine = pd.concat([before, after]).assign(model_name=models.name)
+    _write_log(live.log_dir, pd.concat([mine, other_model]))
+    log = live.serving_log()
+    assert log["request_id"].tolist() == ["s-0", "s-1", "s-2"]
+    assert "prediction" in log and not any(c.startswith("feature.") for c in log)
 
 
 def test_a_silent_service_and_champion_only_answers_show_an_unloadable_challenger(

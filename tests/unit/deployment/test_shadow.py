@@ -71,3 +71,13 @@ def test_a_waiting_shadow_reports_what_it_saw() -> None:
         pd.concat([champion, shadow]), "2", _config(min_requests=5), timed_out=False
     )
     assert waiting == ShadowVerdict("wait", 4, 0.75, "shadow agreement 75.00% over 4 rows")
+
+
+def test_typed_predictions_agree_as_numbers_or_as_text() -> None:
+    from prefect_mlops.deployment.shadow import same_predictions
+
+    # An int64 class read as float64 beside a refused row's null equals the int; text as text.
+    left = pd.Series([1.0, 0.0, "yes", None, 2.5])
+    right = pd.Series([1, 1, "yes", None, 2.5], dtype=object)
+    assert same_predictions(left, right).tolist() == [True, False, True, True, True]
+    assert same_predictions(pd.Series(["no"]), pd.Series(["yes"])).tolist() == [False]

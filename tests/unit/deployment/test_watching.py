@@ -221,8 +221,7 @@ def test_the_loop_tells_the_judge_when_time_is_up() -> None:
 
 
 def _log_rows(log: pd.DataFrame, model_name: str, at: pd.Timestamp) -> list[dict[str, object]]:
-    extra = {"model_name": model_name, "timestamp": at.to_pydatetime(), "features": None,
-             "error": None, "probabilities": None}  # fmt: skip
+    extra = {"model_name": model_name, "timestamp": at.to_pydatetime(), "error": None}
     return [{**row, **extra} for row in log.to_dict("records")]
 
 
