@@ -86,9 +86,21 @@ def run_plain(config: TrainingConfig, steps: Steps) -> tuple[dict[str, Any], pd.
         example = df.head(1000)[profile.features.columns]
         model_uri = log_sklearn_model(run_id, trained.model, example)
 
+    with steps.step("keep-reference-profile"):
+        reference_profile = training_run.keep_reference(
+            df, config, profile, split, trained.model, candidate, client, run_id
+        )
+
     with steps.step("register-model-version"):
         version_tags = training_run.candidate_version_tags(
-            run, config, snapshot, profile, reference_path, champion_version, candidate
+            run,
+            config,
+            snapshot,
+            profile,
+            reference_path,
+            champion_version,
+            candidate,
+            reference_profile,
         )
         run_link = training_run.mlflow_run_link(settings.mlflow_ui_url, run.experiment_id, run_id)
         registered = register_model_version(

@@ -34,6 +34,7 @@ from prefect_mlops.tasks.data import (
 from prefect_mlops.tasks.model import (
     bless,
     evaluate_on_test,
+    keep_reference_profile,
     load_champion,
     split_data,
     train_model,
@@ -121,9 +122,12 @@ def _train_and_register(
     )
     decision = bless(config, profile, candidate, champion_eval, champion_version, run_id)
     model_uri = log_model(run_id, trained.model, snapshot, profile.features.columns)
+    reference_profile = keep_reference_profile(
+        config, snapshot, profile, split, trained.model, candidate, run_id
+    )
     reason = decision.summary()
     version_tags = candidate_version_tags(
-        run, config, snapshot, profile, reference, champion_version, candidate
+        run, config, snapshot, profile, reference, champion_version, candidate, reference_profile
     )
     run_link = mlflow_run_link(settings.mlflow_ui_url, run.experiment_id, run_id)
     with transaction():

@@ -108,6 +108,30 @@ def evaluate_on_test(
     return result
 
 
+@task(name="keep-reference-profile", timeout_seconds=3600, cache_policy=NO_CACHE)
+def keep_reference_profile(
+    config: TrainingConfig,
+    snapshot: SnapshotRef,
+    profile: DataProfile,
+    split: SplitIndices,
+    model: Any,
+    candidate: EvaluationResult,
+    run_id: str,
+) -> str:
+    """Keep what monitoring compares the version's served traffic with (the reference rows'
+    profile, the test predictions and their calibration) on the run; returns its path."""
+    df = load_snapshot(snapshot.path)
+    client = mlflow_client(get_settings())
+    path = training_run.keep_reference(df, config, profile, split, model, candidate, client, run_id)
+    get_run_logger().info(
+        "Kept the monitoring reference (%s rows, %s features) as %s",
+        config.monitoring.reference,
+        len(profile.features.columns),
+        path,
+    )
+    return path
+
+
 @task(name="load-champion", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def load_champion(config: TrainingConfig, champion: ChampionRef) -> Any:
     """The champion's fitted pipeline. Raises ModelNotFoundError when it cannot be loaded."""

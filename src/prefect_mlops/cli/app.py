@@ -15,7 +15,15 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from prefect_mlops.cli import deployment, exit_codes, models, scoring, serving, training
+from prefect_mlops.cli import (
+    deployment,
+    exit_codes,
+    models,
+    monitoring,
+    scoring,
+    serving,
+    training,
+)
 from prefect_mlops.cli.server import server_app
 from prefect_mlops.errors import MLOpsError
 from prefect_mlops.secrets import mask_text
@@ -56,6 +64,7 @@ for command in (
     scoring.score,
     deployment.deploy,
     serving.serve,
+    monitoring.monitor,
 ):
     app.command()(command)
 app.add_typer(server_app)

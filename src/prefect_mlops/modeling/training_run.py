@@ -300,6 +300,34 @@ def evaluate(
     return result
 
 
+def keep_reference(
+    df: pd.DataFrame,
+    config: TrainingConfig,
+    profile: DataProfile,
+    indices: SplitIndices,
+    model: Any,
+    candidate: EvaluationResult,
+    client: MlflowClient,
+    run_id: str,
+) -> str:
+    """Compute what monitoring compares served traffic with (the reference rows' profile, the
+    test predictions' distribution and calibration, a reference sample) and keep it on the
+    run; returns the profile's artifact path (lineage tag ``mlops.monitoring.profile``)."""
+    from prefect_mlops.monitoring.reference import compute_reference, log_reference
+
+    reference = compute_reference(
+        df,
+        indices,
+        profile.features,
+        task=profile.task,
+        target=config.target,
+        model=model,
+        which=config.monitoring.reference,
+        test_predictions=candidate.predictions,
+    )
+    return log_reference(client, run_id, reference)
+
+
 def load_champion_model(model_name: str, champion: ChampionRef) -> Any:
     """Load the champion's fitted pipeline. Raises ModelNotFoundError when the version is gone."""
     from mlflow.exceptions import MlflowException
@@ -346,9 +374,11 @@ def candidate_version_tags(
     reference_path: str | None,
     champion_version: str | None,
     candidate: EvaluationResult,
+    reference_profile: str | None = None,
 ) -> dict[str, str]:
-    """The lineage tags of the version a run registers (see ``lineage.version_lineage_tags``)."""
-    return lineage.version_lineage_tags(
+    """The lineage tags of the version a run registers (see ``lineage.version_lineage_tags``),
+    with ``mlops.monitoring.profile`` when its reference profile was kept."""
+    tags = lineage.version_lineage_tags(
         run.tags,
         run_id=run.run_id,
         snapshot_digest=snapshot.digest,
@@ -362,6 +392,9 @@ def candidate_version_tags(
         baseline_version=champion_version,
         metrics=candidate.overall,
     )
+    if reference_profile:
+        tags[lineage.REFERENCE_PROFILE] = reference_profile
+    return tags
 
 
 def record_unchanged(client: MlflowClient, run_id: str, champion: ChampionRef) -> None:

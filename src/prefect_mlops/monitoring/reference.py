@@ -105,11 +105,18 @@ def compute_reference(
         rows[features.columns],
         numeric=list(features.numeric),
         categorical=list(features.categorical),
-        predictions=pd.Series(np.asarray(predictions), name="prediction"),
-        probabilities=probabilities.reset_index(drop=True) if probabilities is not None else None,
         task=task,
         quality=quality,
     )
+    served = build_profile(  # the test set's predictions: what served ones are compared with
+        test[[]].reset_index(drop=True),
+        numeric=[],
+        categorical=[],
+        predictions=pd.Series(np.asarray(predictions), name="prediction"),
+        probabilities=probabilities.reset_index(drop=True) if probabilities is not None else None,
+        task=task,
+    )
+    profile.columns.update(served.columns)
     sample = rows[features.columns]
     if len(sample) > SAMPLE_ROWS:
         sample = sample.sample(n=SAMPLE_ROWS, random_state=0).sort_index()

@@ -92,9 +92,7 @@ def build_report(
         labelled = pd.concat([reference[target], current[target]]).dropna()
         binary = labelled.nunique() <= 2
         kind = BinaryClassification if binary else MulticlassClassification
-        definition_kwargs["classification"] = [
-            kind(target=target, prediction_labels=prediction)  # type: ignore[arg-type]
-        ]
+        definition_kwargs["classification"] = [kind(target=target, prediction_labels=prediction)]
         metrics.append(ClassificationPreset())
     elif with_labels and task == "regression":
         definition_kwargs["regression"] = [Regression(target=target, prediction=prediction)]

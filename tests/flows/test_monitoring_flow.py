@@ -1,0 +1,220 @@
+"""The continuous-monitoring flow end to end: a real Prefect API, a champion trained by the real
+training flow (MLflow on SQLite in tmp_path), traffic scored by the champion and written to the
+serving log by its own writer, real GX, real Evidently.
+
+Scenarios: undrifted traffic (no drift), covariate shift (drift on the shifted columns only),
+concept drift with labels (quality degraded while feature drift stays quiet), an empty window,
+a version trained before profiles existed (its profile computed once from its snapshot), and
+an unreadable serving-log file (named and skipped).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import churn_config, write_frame
+
+from prefect_mlops.data.demo import generate_churn
+from prefect_mlops.registry import lineage
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+MODEL = "churn-monitor"
+FEATURES = [
+    "tenure_months",
+    "monthly_charges",
+    "total_charges",
+    "support_calls",
+    "age",
+    "contract",
+    "payment_method",
+    "region",
+    "internet_service",
+]
+
+
+@dataclass
+class Trained:
+    home: Path
+    log_dir: Path
+    model: Any
+    csv: Path
+
+
+def serve(
+    trained: Trained,
+    frame: pd.DataFrame,
+    *,
+    start: datetime,
+    version: str = "1",
+    rows_per_request: int = 20,
+    latency_ms: float = 8.0,
+) -> list[str]:
+    """Score ``frame`` with the champion in requests of ``rows_per_request`` rows, one second
+    apart from ``start``, and write them with the serving log's writer; returns request ids."""
+    from prefect_mlops.serving.log import RequestRecord, ServingLogWriter
+
+    writer = ServingLogWriter(trained.log_dir, flush_seconds=0.1)
+    ids: list[str] = []
+    model = trained.model
+    classes = list(model.classes_)
+    try:
+        for i, begin in enumerate(range(0, len(frame), rows_per_request)):
+            part = frame.iloc[begin : begin + rows_per_request][FEATURES].reset_index(drop=True)
+            request_id = uuid.uuid4().hex
+            ids.append(request_id)
+            writer.log(
+                [
+                    RequestRecord(
+                        request_id=request_id,
+                        timestamp=start + timedelta(seconds=i),
+                        model_name=MODEL,
+                        model_version=version,
+                        variant="champion",
+                        latency_ms=latency_ms,
+                        features=part,
+                        predictions=model.predict(part).tolist(),
+                        probabilities=model.predict_proba(part).tolist(),
+                        classes=classes,
+                    )
+                ]
+            )
+        writer.flush()
+    finally:
+        writer.close()
+    return ids
+
+
+@pytest.fixture(scope="module")
+def trained(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """v1 of ``churn-monitor`` (the champion), trained by the real flow on 4,000 demo rows."""
+    from prefect_mlops.flows.training import continuous_training
+    from prefect_mlops.registry.tracking import load_model
+
+    root = tmp_path_factory.mktemp("monitoring")
+    with pytest.MonkeyPatch.context() as mp:
+        home = root / "mlops-home"
+        mp.setenv("MLOPS_HOME", str(home))
+        for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
+            mp.delenv(key, raising=False)
+        log_dir = root / "serving_log"
+        mp.setenv("MLOPS_SERVING_LOG_DIR", str(log_dir))
+        csv = write_frame(generate_churn(4000, seed=3), root / "data" / "churn.csv")
+        outcome = continuous_training(churn_config(csv, model_name=MODEL))
+        assert outcome.version == "1" and outcome.status == "blessed"
+        model = load_model(f"models:/{MODEL}/1")
+        yield Trained(home=home, log_dir=log_dir, model=model, csv=csv)
+
+
+def monitor(start: datetime, end: datetime, **kwargs: Any) -> Any:
+    from prefect_mlops.flows.monitoring import continuous_monitoring
+
+    return continuous_monitoring(model_name=MODEL, start=start, end=end, **kwargs)
+
+
+def _slot(day: int) -> datetime:
+    """A day of its own for each scenario, so windows never overlap."""
+    return datetime(2026, 6, 1, tzinfo=UTC) + timedelta(days=day)
+
+
+def test_training_keeps_the_reference_profile_with_the_version(trained: Trained) -> None:
+    from prefect_mlops.registry import mlflow_client
+    from prefect_mlops.settings import get_settings
+
+    client = mlflow_client(get_settings())
+    version = client.get_model_version(MODEL, "1")
+    assert version.tags[lineage.REFERENCE_PROFILE] == lineage.REFERENCE_PROFILE_ARTIFACT
+    files = {f.path for f in client.list_artifacts(str(version.run_id), "monitoring")}
+    assert files == {lineage.REFERENCE_PROFILE_ARTIFACT, "monitoring/reference_sample.parquet"}
+
+
+def test_undrifted_traffic_finds_no_drift(trained: Trained) -> None:
+    start = _slot(0)
+    serve(trained, generate_churn(3000, seed=21), start=start)
+    result = monitor(start, start + timedelta(hours=2))
+    assert result.status == "monitored"
+    assert result.rows == 3000
+    assert result.drifted_columns == [] and not result.dataset_drift
+    assert not result.skewed, result.skew
+    assert not result.prediction_drift
+    assert result.quality_degraded is False and result.quality_source == "estimated"
+    assert not result.failing
+    [eff] = result.efficiency
+    assert eff["requests"] == 150 and eff["server_errors"] == 0
+    # what was recorded: an MLflow run in <model>-monitoring, the version pointing at it
+    from prefect_mlops.registry import mlflow_client
+    from prefect_mlops.settings import get_settings
+
+    client = mlflow_client(get_settings())
+    run = client.get_run(result.mlflow_run_id)
+    assert run.data.tags[lineage.MONITORING_MODEL_VERSION] == "1"
+    assert run.data.tags[lineage.MONITORING_WINDOW_ROWS] == "3000"
+    assert "drift.tenure_months.score" in run.data.metrics
+    artifacts = {f.path for f in client.list_artifacts(run.info.run_id, "monitoring")}
+    assert "monitoring/evidently_report.html" in artifacts
+    version = client.get_model_version(MODEL, "1")
+    assert version.tags[lineage.MONITORING_LATEST_RUN] == result.mlflow_run_id
+
+
+def test_covariate_shift_drifts_the_shifted_columns_only(trained: Trained) -> None:
+    start = _slot(1)
+    traffic = generate_churn(3000, seed=22)
+    traffic["monthly_charges"] = traffic["monthly_charges"] * 1.6 + 15
+    traffic["contract"] = np.where(
+        np.arange(len(traffic)) % 3 == 0, "month-to-month", traffic["contract"]
+    )
+    serve(trained, traffic, start=start)
+    result = monitor(start, start + timedelta(hours=2))
+    assert "monthly_charges" in result.drifted_columns
+    assert "contract" in result.drifted_columns
+    untouched = {"age", "region", "payment_method", "support_calls"}
+    assert untouched.isdisjoint(result.drifted_columns), result.drifted_columns
+
+
+def test_concept_drift_with_labels_degrades_quality_while_features_stay_quiet(
+    trained: Trained, tmp_path: Path
+) -> None:
+    from prefect_mlops.config import DataSource, MonitoringConfig
+
+    start = _slot(2)
+    traffic = generate_churn(3000, seed=23, concept_drift=1.0)
+    ids = serve(trained, traffic, start=start, rows_per_request=1)
+    labels = pd.DataFrame({"request_id": ids, "churned": traffic["churned"].to_numpy()})
+    labels_path = write_frame(labels, tmp_path / "labels.csv")
+    config = MonitoringConfig(labels=DataSource(path=str(labels_path)))
+    result = monitor(start, start + timedelta(hours=2), monitoring=config)
+    assert result.quality_degraded is True, (result.message, result.live_quality)
+    assert result.quality_source == "realised"
+    assert result.live_quality is not None and result.live_quality["n_labelled"] == 3000
+    assert not result.dataset_drift
+
+
+def test_an_empty_window_is_nothing_to_monitor(trained: Trained) -> None:
+    start = _slot(30)
+    result = monitor(start, start + timedelta(hours=1))
+    assert result.status == "nothing_to_monitor"
+    assert result.rows == 0
+    assert result.drifted_columns == [] and not result.dataset_drift
+    assert "nothing to monitor" in result.message
+
+
+def test_an_unreadable_serving_log_file_is_named_and_skipped(trained: Trained) -> None:
+    start = _slot(3)
+    serve(trained, generate_churn(500, seed=24), start=start)
+    day = trained.log_dir / f"model={MODEL}" / f"date={start:%Y-%m-%d}"
+    broken = day / "part-broken.parquet"
+    broken.write_bytes(b"not parquet at all")
+    try:
+        result = monitor(start, start + timedelta(hours=1))
+    finally:
+        broken.unlink()
+    assert result.rows == 500
+    assert any("part-broken.parquet" in s for s in result.skipped_files)
