@@ -253,8 +253,7 @@ def typed_frame(records: Sequence[RequestRecord]) -> pd.DataFrame:
     if scored:
         counts = np.fromiter((len(r.predictions or ()) for r in scored), int, len(scored))
         part = _repeat_common(scored, counts)
-        features = pd.concat([r.features for r in scored], ignore_index=True, copy=False)
-        features.columns = [FEATURE_PREFIX + str(c) for c in features.columns]
+        features = _concat_features([r.features for r in scored if r.features is not None])
         extra = {
             **features,
             PREDICTION: list(chain.from_iterable(r.predictions or () for r in scored)),
@@ -270,6 +269,27 @@ def typed_frame(records: Sequence[RequestRecord]) -> pd.DataFrame:
     return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
+SMALL_FRAME_ROWS = 16
+"""Below this many rows per request on average, request frames are stacked as object arrays
+(~8 µs a frame) rather than by ``pd.concat`` (~25 µs a frame); the Parquet types come from the
+signature either way."""
+
+
+def _concat_features(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The request frames one under the other, columns named ``feature.<name>``."""
+    names = tuple(frames[0].columns)
+    rows = sum(len(f) for f in frames)
+    alike = all(tuple(f.columns) == names for f in frames)
+    if alike and rows < SMALL_FRAME_ROWS * len(frames):
+        block = np.concatenate([f.to_numpy(dtype=object) for f in frames])
+        return pd.DataFrame(
+            {FEATURE_PREFIX + str(c): block[:, i] for i, c in enumerate(names)}, copy=False
+        )
+    features = pd.concat(frames, ignore_index=True, copy=False)
+    features.columns = [FEATURE_PREFIX + str(c) for c in features.columns]
+    return features
+
+
 def _repeat_common(records: Sequence[RequestRecord], counts: np.ndarray) -> pd.DataFrame:
     total = int(counts.sum())
     starts = np.repeat(np.cumsum(counts) - counts, counts)
@@ -278,7 +298,7 @@ def _repeat_common(records: Sequence[RequestRecord], counts: np.ndarray) -> pd.D
         if column == "row_index":
             out[column] = np.arange(total, dtype="int64") - starts
         elif column == "timestamp":
-            stamps = pd.DatetimeIndex([pd.Timestamp(r.timestamp) for r in records])
+            stamps = pd.DatetimeIndex([r.timestamp for r in records])
             stamps = stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
             out[column] = stamps.repeat(counts)
         elif column == "latency_ms":

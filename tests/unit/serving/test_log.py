@@ -394,3 +394,25 @@ def test_client_request_id_is_logged(tmp_path: Path) -> None:
     record.client_request_id = "order 42"
     _write(tmp_path / "log", [record])
     assert read_window(tmp_path / "log", "churn")["client_request_id"].tolist() == ["order 42"]
+
+
+def test_small_and_large_requests_give_the_same_typed_columns(tmp_path: Path) -> None:
+    from prefect_mlops.serving.log import SMALL_FRAME_ROWS
+
+    big = _record("big", SMALL_FRAME_ROWS + 4)  # stacked by pd.concat
+    assert big.features is not None
+    small = [
+        _record(f"s{i}", 1) for i in range(3)
+    ]  # stacked as object arrays, one with missing values
+    for i, record in enumerate(small):
+        assert record.features is not None
+        record.features = big.features.iloc[[i]].reset_index(drop=True)
+    _write(tmp_path / "big", [big])
+    _write(tmp_path / "small", small)
+    (big_file,) = (tmp_path / "big").rglob("part-*.parquet")
+    (small_file,) = (tmp_path / "small").rglob("part-*.parquet")
+    assert pq.read_schema(big_file) == pq.read_schema(small_file)
+    features = [c for c in pq.read_schema(big_file).names if c.startswith(FEATURE_PREFIX)]
+    got = read_window(tmp_path / "small", "churn")[features]
+    expected = read_window(tmp_path / "big", "churn")[features].head(3)
+    pd.testing.assert_frame_equal(got, expected)
