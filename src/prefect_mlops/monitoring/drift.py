@@ -220,11 +220,22 @@ def _wasserstein(column: ColumnProfile, window: ColumnStats) -> float:
         end = cum_ref[2:-1:2] - cum_cur[2:-1:2]
         beta = end - alpha
         width = np.diff(edges)
-        same_sign = alpha * end >= 0
+        # Where the CDFs do not cross, the area between them over the cell is exact from the
+        # counts and sums of the values in it: the integral of F over (a, b) is
+        # F(a) (b - a) + (count * b - sum) / n.
+        ref_sums = np.asarray(column.sums) if column.sums else np.zeros(len(width))
+        ref_counts = np.asarray(column.cells[2:-1:2], dtype=np.float64)
+        cur_counts = cells[2:-1:2].astype(np.float64)
+        upper = edges[1:]
+        signed = alpha * width + (
+            (ref_counts * upper - ref_sums) / column.count
+            - (cur_counts * upper - window.sums) / n_cur
+        )
+        # Where they cross, both rise linearly over the cell (values spread evenly).
         with np.errstate(divide="ignore", invalid="ignore"):
-            crossing = (alpha**2 + end**2) / (2 * np.abs(beta))
-        area = np.where(same_sign, np.abs(alpha + beta / 2), crossing)
-        inner = float(np.dot(width, area))
+            crossing = width * (alpha**2 + end**2) / (2 * np.abs(beta))
+        area = np.where(alpha * end >= 0, np.abs(signed), crossing)
+        inner = float(area.sum())
     std = column.std if column.std is not None else 0.0
     return (max(float(below), 0.0) + max(float(above), 0.0) + inner) / max(std, _NORM_FLOOR)
 

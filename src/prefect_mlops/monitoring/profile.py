@@ -4,7 +4,8 @@ test Evidently's ``DataDriftPreset`` would run on the raw reference.
 
 A numeric column is kept as a *cell sketch*: sorted distinct ``edges`` (every distinct value when
 there are at most ``bins`` of them, which a reference of at most 1,000 rows always has; else the
-reference's quantiles at ``bins`` + 1 evenly spaced levels, minimum and maximum included) and the
+reference's quantiles at ``bins`` + 1 evenly spaced levels and its ``TAIL_VALUES`` smallest and
+largest values) and the
 reference's row counts in the cells they make::
 
     cells[0]          below edges[0]            (always 0 in the reference)
@@ -37,6 +38,8 @@ from prefect_mlops.errors import ConfigError, DataValidationError, MonitoringErr
 PROFILE_FORMAT = "prefect-mlops.reference-profile/1"
 #: Edges of a numeric sketch: every distinct value up to this many, else this many quantile bins.
 DEFAULT_BINS = 1000
+#: The smallest and largest values a quantile sketch also keeps as edges.
+TAIL_VALUES = 50
 #: Categories kept by name per categorical column (the most frequent); the rest is "other".
 CATEGORY_LIMIT = 1000
 #: Evidently switches from K-S / chi-square / Z-test to Wasserstein / Jensen-Shannon above this
@@ -101,17 +104,20 @@ def dtype_family(series: pd.Series) -> str:
     return "string"
 
 
-def numeric_cells(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def numeric_cells(sorted_values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Counts of ``sorted_values`` (ascending, finite) in the ``2 len(edges) + 1`` cells of
-    ``edges`` (see the module docstring), as int64."""
+    ``edges`` (see the module docstring), as int64, and the sums of the values in each of the
+    ``len(edges) - 1`` open cells between two edges (float64)."""
     left = np.searchsorted(sorted_values, edges, side="left")
     right = np.searchsorted(sorted_values, edges, side="right")
+    cumulative = np.concatenate(([0.0], np.cumsum(sorted_values)))
+    sums = cumulative[left[1:]] - cumulative[right[:-1]]
     cells = np.empty(2 * len(edges) + 1, dtype=np.int64)
     cells[0] = left[0]
     cells[1:-1:2] = right - left
     cells[2:-1:2] = left[1:] - right[:-1]
     cells[-1] = len(sorted_values) - right[-1]
-    return cells
+    return cells, sums
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,8 @@ class ColumnProfile:
 
     ``rows`` counts every row, ``nulls`` the null (or infinite) ones, ``count`` the rest (what the
     tests see). ``distinct`` is the exact number of distinct non-null values. Numeric columns
-    carry ``mean``, ``std`` (population, as ``np.std``), ``edges``, ``cells`` and ``exact``;
+    carry ``mean``, ``std`` (population, as ``np.std``), ``edges``, ``cells``, ``sums`` (of the
+    values in each open cell between two edges; empty when ``exact``) and ``exact``;
     categorical ones ``categories`` (value, count) pairs, most frequent first, plus
     ``other_count`` rows in ``other_distinct`` categories that were not kept by name.
     """
@@ -138,6 +145,7 @@ class ColumnProfile:
     std: float | None = None
     edges: tuple[float, ...] = ()
     cells: tuple[int, ...] = ()
+    sums: tuple[float, ...] = ()
     exact: bool = False
     categories: tuple[tuple[Any, int], ...] = ()
     other_count: int = 0
@@ -173,6 +181,7 @@ class ColumnProfile:
                 exact=self.exact,
                 edges=list(self.edges),
                 cells=list(self.cells),
+                sums=list(self.sums),
             )
         else:
             data.update(
@@ -219,6 +228,7 @@ class ColumnProfile:
                     std=_opt_float(data["std"]),
                     edges=edges,
                     cells=cells,
+                    sums=tuple(float(v) for v in data["sums"]),
                     exact=bool(data["exact"]),
                 )
             return cls(
@@ -330,8 +340,12 @@ def _numeric_profile(
         edges = np.unique(values)
     else:
         levels = np.linspace(0.0, 1.0, bins + 1)
-        edges = np.unique(np.quantile(values, levels, method="inverted_cdf"))
-    cells = numeric_cells(values, edges)
+        # The extreme values themselves too: the tails' cells are the widest, and the
+        # Wasserstein area there would depend on how values spread within them.
+        tail = TAIL_VALUES
+        quantiles = np.quantile(values, levels, method="inverted_cdf")
+        edges = np.unique(np.concatenate((values[:tail], quantiles, values[-tail:])))
+    cells, sums = numeric_cells(values, edges)
     return ColumnProfile(
         name=name,
         kind="numeric",
@@ -346,6 +360,9 @@ def _numeric_profile(
         std=float(np.std(values)),
         edges=tuple(edges.tolist()),
         cells=tuple(cells.tolist()),
+        # An exact sketch has no values between its edges; 10 significant digits of an open
+        # cell's sum are plenty for the Wasserstein area it gives.
+        sums=() if exact else tuple(float(f"{v:.10g}") for v in sums.tolist()),
         exact=exact,
     )
 

@@ -53,7 +53,8 @@ class ColumnStats:
     that did not; ``nulls`` the null (or infinite) rows; ``error`` the first problem seen
     (a numeric column holding strings, say). Numeric: ``total`` / ``total_sq`` (sum, sum of
     squares), ``min`` / ``max``, ``cells`` (counts in the reference sketch's cells),
-    ``below_sum`` / ``above_sum`` (sum of the values below / above the reference's range).
+    ``below_sum`` / ``above_sum`` (sum of the values below / above the reference's range),
+    ``sums`` (of the values in each open cell between two edges).
     Categorical: ``counts`` aligned with the reference's categories. Both: ``new_values``, the
     :data:`NEW_VALUE_LIMIT` smallest distinct values outside the reference (categories it did not
     keep; for a numeric column of at most :data:`VALUE_COUNT_DISTINCT` values, values that are not
@@ -74,6 +75,7 @@ class ColumnStats:
     below_sum: float = 0.0
     above_sum: float = 0.0
     cells: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sums: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     new_values: dict[Any, int] = field(default_factory=dict)
     new_count: int = 0
@@ -149,6 +151,7 @@ def _numeric_stats(series: pd.Series, column: ColumnProfile) -> ColumnStats:
         return stats
     stats.nulls = nulls
     edges = np.asarray(column.edges, dtype=np.float64)
+    stats.sums = np.zeros(max(len(edges) - 1, 0), dtype=np.float64)
     if len(values) == 0:
         stats.cells = np.zeros(2 * len(edges) + 1, dtype=np.int64)
         return stats
@@ -161,8 +164,9 @@ def _numeric_stats(series: pd.Series, column: ColumnProfile) -> ColumnStats:
         stats.cells = np.zeros(1, dtype=np.int64)
         stats.cells[0] = len(values)
         return stats
-    cells = numeric_cells(values, edges)
+    cells, sums = numeric_cells(values, edges)
     stats.cells = cells
+    stats.sums = sums
     if cells[0]:
         stats.below_sum = float(values[: cells[0]].sum())
     if cells[-1]:
@@ -230,6 +234,7 @@ def window_stats(frame: pd.DataFrame, profile: ReferenceProfile) -> WindowStats:
                 column.kind,
                 missing_rows=len(frame),
                 cells=np.zeros(2 * len(column.edges) + 1 if numeric else 0, dtype=np.int64),
+                sums=np.zeros(max(len(column.edges) - 1, 0), dtype=np.float64),
                 counts=np.zeros(0 if numeric else len(column.categories), dtype=np.int64),
             )
             continue
@@ -266,6 +271,7 @@ def _merge_column(a: ColumnStats, b: ColumnStats) -> ColumnStats:
         below_sum=a.below_sum + b.below_sum,
         above_sum=a.above_sum + b.above_sum,
         cells=a.cells + b.cells,
+        sums=a.sums + b.sums,
         counts=a.counts + b.counts,
         new_values=kept,
         new_count=a.new_count + b.new_count,

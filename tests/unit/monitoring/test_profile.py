@@ -13,6 +13,7 @@ from prefect_mlops.monitoring.profile import (
     CATEGORY_LIMIT,
     PREDICTION_COLUMN,
     PROFILE_FORMAT,
+    TAIL_VALUES,
     ReferenceProfile,
     build_profile,
     probability_column,
@@ -49,7 +50,10 @@ def test_large_numeric_column_is_a_quantile_sketch() -> None:
     profile = build_profile(pd.DataFrame({"x": values}), numeric=["x"], categorical=[], bins=100)
     x = profile.columns["x"]
     assert not x.exact and x.distinct == 5000
-    assert len(x.edges) == 101
+    assert 101 <= len(x.edges) <= 101 + 2 * TAIL_VALUES
+    ordered = np.sort(values)
+    assert x.edges[:TAIL_VALUES] == tuple(ordered[:TAIL_VALUES])  # the tails value by value
+    assert x.edges[-TAIL_VALUES:] == tuple(ordered[-TAIL_VALUES:])
     assert x.edges[0] == values.min() and x.edges[-1] == values.max()
     assert sum(x.cells) == 5000
     assert x.cells[0] == 0 and x.cells[-1] == 0
