@@ -8,11 +8,12 @@ from typing import Any
 
 import yaml
 
-from prefect_mlops.config import DataSource, TrainingConfig
+from prefect_mlops.config import DataSource, MonitoringConfig, TrainingConfig
 from prefect_mlops.errors import ConfigError, DataValidationError
 
 FLOW_FROM_FILE = "prefect_mlops.flows.training:continuous_training_from_file"
 DEPLOY_FLOW = "prefect_mlops.flows.deployment:model_deployment"
+MONITOR_FLOW = "prefect_mlops.flows.monitoring:continuous_monitoring"
 
 
 def write_project(
@@ -53,6 +54,7 @@ def write_project(
         "estimator": {"class_path": None, "params": {}},
         "slices": [],
         "promote": True,
+        "monitoring": MonitoringConfig().model_dump(mode="json"),
     }
     TrainingConfig.from_mapping(
         {**config, "data": {**config["data"], "path": str(data)}}, source="generated config"
@@ -74,9 +76,10 @@ def write_project(
 
 
 def deployment_file(model_name: str, directory: Path) -> dict:
-    """A prefect.yaml for ``model_name``: nightly continuous training, and the model-deployment
-    flow for its challenger (daily after it; run by hand, from the UI, or by a trigger). Both
-    schedules are paused, and no build/push with a pull step here: `prefect deploy` asks nothing."""
+    """A prefect.yaml for ``model_name``: nightly continuous training, the model-deployment
+    flow for its challenger (daily after it; run by hand, from the UI, or by a trigger) and
+    hourly monitoring of its champion. Every schedule is paused, and no build/push with a pull
+    step here: `prefect deploy` asks nothing."""
     return {
         "name": model_name,
         "prefect-version": ">=3.8",
@@ -104,6 +107,16 @@ def deployment_file(model_name: str, directory: Path) -> dict:
                 "work_pool": {"name": "default"},
                 "schedules": [{"cron": "0 4 * * *", "timezone": "UTC", "active": False}],
                 "tags": ["mlops", "model-deployment"],
+            },
+            {
+                "name": f"{model_name}-monitoring",
+                "description": f"Hourly monitoring of {model_name}'s champion: schema skew, "
+                "drift, live and estimated quality, latency and errors of its serving log",
+                "entrypoint": MONITOR_FLOW,
+                "parameters": {"model_name": model_name},
+                "work_pool": {"name": "default"},
+                "schedules": [{"interval": 3600, "active": False}],
+                "tags": ["mlops", "monitoring"],
             },
         ],
     }
