@@ -20,7 +20,7 @@ def monitor(
     start: Annotated[
         datetime | None,
         typer.Option(
-            help="Window start, UTC (e.g. 2026-12-01T00:00); default: the end of the model's "
+            help="Window start, UTC (2026-12-01 or 2026-12-01T06:00:00); default: the end of the model's "
             "last monitoring window, at most `monitoring.max_window_days` back."
         ),
     ] = None,
