@@ -368,11 +368,12 @@ def _numeric_profile(
 
 
 def _categorical_profile(name: str, series: pd.Series, role: ColumnRole) -> ColumnProfile:
-    clean = series.replace([np.inf, -np.inf], np.nan) if _may_hold_inf(series) else series
-    counts = clean.value_counts(dropna=True)
+    counts = series.value_counts(dropna=True)
     merged: dict[Any, int] = {}
     for value, count in counts.items():
         key = category_key(value)
+        if isinstance(key, float) and math.isinf(key):
+            continue  # an infinity is a null to Evidently (it replaces them with NaN)
         merged[key] = merged.get(key, 0) + int(count)
     ordered = sorted(merged.items(), key=lambda kv: (-kv[1], str(kv[0])))
     kept = ordered[:CATEGORY_LIMIT]
@@ -390,10 +391,6 @@ def _categorical_profile(name: str, series: pd.Series, role: ColumnRole) -> Colu
         other_count=sum(c for _, c in rest),
         other_distinct=len(rest),
     )
-
-
-def _may_hold_inf(series: pd.Series) -> bool:
-    return bool(series.dtype == object or pd.api.types.is_float_dtype(series.dtype))
 
 
 def build_profile(

@@ -196,16 +196,14 @@ def _categorical_stats(
             zip(series.cat.categories.tolist(), per_code.tolist(), strict=True)
         )
     else:
-        if series.dtype == object or pd.api.types.is_float_dtype(series.dtype):
-            series = series.replace([np.inf, -np.inf], np.nan)
         value_counts = series.value_counts(dropna=True, sort=False)
         pairs = list(zip(value_counts.index.tolist(), value_counts.tolist(), strict=True))
     new: dict[Any, int] = {}
     seen = 0
     for value, count in pairs:
-        if not count:
-            continue
         key = category_key(value)
+        if not count or (isinstance(key, float) and math.isinf(key)):
+            continue  # an infinity is a null to Evidently (it replaces them with NaN)
         seen += int(count)
         position = index.get(key)
         if position is None:

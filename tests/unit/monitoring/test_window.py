@@ -153,3 +153,12 @@ def test_merge_refuses_statistics_of_another_profile() -> None:
     wider = build_profile(pd.DataFrame({"x": [1.0, 5.0, 9.0]}), numeric=["x"], categorical=[])
     with pytest.raises(MonitoringError, match="column 'x' has different shapes"):
         merge(stats, window_stats(pd.DataFrame({"x": [1.0]}), wider))
+
+
+def test_infinite_categories_count_as_nulls() -> None:
+    profile = build_profile(
+        pd.DataFrame({"c": [1.0, 2.0, np.inf, np.nan]}), numeric=[], categorical=["c"]
+    )
+    assert profile.columns["c"].nulls == 2
+    c = window_stats(pd.DataFrame({"c": [1.0, -np.inf, 3.0]}), profile).columns["c"]
+    assert (c.nulls, c.new_values) == (1, {3.0: 1})
