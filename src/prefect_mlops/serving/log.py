@@ -785,7 +785,6 @@ def _read(
     skip = _skipper(on_skip)
     wanted = None if columns is None else list(dict.fromkeys(str(c) for c in columns))
     read = None if wanted is None else list(dict.fromkeys([*wanted, *SORT_KEY]))
-    frames: list[pd.DataFrame] = []
     typed = _read_typed(root, model_name, window, read, skip)
     legacy = _read_legacy(root, model_name, window, read, classes, skip)
     if legacy is None:
@@ -795,7 +794,9 @@ def _read(
             typed = typed.sort_by([(k, "ascending") for k in SORT_KEY])
             if last_n is not None and typed.num_rows > last_n:
                 typed = typed.slice(typed.num_rows - last_n)
-            frame = typed.to_pandas()
+            order = wanted if wanted is not None else _ordered(typed.column_names)
+            # Reordered in Arrow (no copy), not in pandas (a copy of every column).
+            frame = typed.select([c for c in order if c in typed.column_names]).to_pandas()
     else:
         frames = [legacy] if typed is None else [typed.to_pandas(), legacy]
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -803,11 +804,11 @@ def _read(
         if last_n is not None:
             frame = frame.tail(last_n)
     frame = frame.reset_index(drop=True)
-    for column in wanted or ():
-        if column not in frame:  # no file has it: null
-            frame[column] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     order = wanted if wanted is not None else _ordered(frame.columns)
-    return frame[order]
+    for i, column in enumerate(order):
+        if column not in frame:  # no file has it: null
+            frame.insert(i, column, pd.Series([None] * len(frame), dtype=object))
+    return frame if list(frame.columns) == order else frame[order]
 
 
 def _empty(columns: Sequence[str] | None) -> pd.DataFrame:
