@@ -238,7 +238,9 @@ def test_bad_window_arguments_are_named(tmp_path: Path, kwargs: dict, field: str
         read_window(tmp_path, "churn", **kwargs)
 
 
-def _legacy_file(directory: Path, records: list[RequestRecord], name: str = "part-old") -> None:
+def _legacy_file(
+    directory: Path, records: list[RequestRecord], name: str = "part-old", *, ids: bool = True
+) -> None:
     """A file as the earlier writer wrote it: its ``rows()`` (features, prediction and
     probabilities as JSON) in its schema, under ``<dir>/date=YYYY-MM-DD/``."""
     rows = []
@@ -264,6 +266,8 @@ def _legacy_file(directory: Path, records: list[RequestRecord], name: str = "par
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     path = directory / f"date={records[0].timestamp:%Y-%m-%d}" / f"{name}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not ids:  # a file from before client_request_id existed
+        frame, schema = frame.drop(columns="client_request_id"), schema.remove(1)
     pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), path)
 
 
@@ -296,11 +300,12 @@ def test_legacy_files_are_read_in_the_typed_shape(tmp_path: Path) -> None:
 
 def test_a_corrupt_legacy_file_is_skipped_by_name(tmp_path: Path) -> None:
     directory = tmp_path / "log"
-    _legacy_file(directory, [_record("old", 1)])
+    _legacy_file(directory, [_record("old", 1)], ids=False)
     (directory / "date=2026-03-04" / "part-broken.parquet").write_bytes(b"PAR1 truncated")
     skipped: list[str] = []
     window = read_window(directory, "churn", on_skip=lambda path, _: skipped.append(path))
     assert list(window["request_id"]) == ["old"]
+    assert window["client_request_id"].isna().all()
     assert [Path(p).name for p in skipped] == ["part-broken.parquet"]
 
 
