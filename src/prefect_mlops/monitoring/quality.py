@@ -47,10 +47,9 @@ from prefect_mlops.deployment.live_quality import (
 )
 from prefect_mlops.errors import DataIngestError, MonitoringError, first_line
 from prefect_mlops.modeling.evaluation import ResolvedTask, compute_metrics
+from prefect_mlops.serving.log import FEATURE_PREFIX, PREDICTION, PROBA_PREFIX
 
 REFERENCE_FORMAT = "prefect-mlops/reference-quality/1"
-PROBA_PREFIX = "proba."
-FEATURE_PREFIX = "feature."
 MAX_MAP_POINTS = 200
 """Most points kept of one calibration map (isotonic maps of a test set are usually shorter)."""
 SHRINK_ROWS = 20
@@ -324,8 +323,8 @@ def _cbpe(raw: np.ndarray, cal: np.ndarray, predicted: np.ndarray) -> dict[str, 
 def _predicted_index(frame: pd.DataFrame, raw: np.ndarray, keys: list[str]) -> np.ndarray:
     """The served class of each row as its index in ``keys``: the ``prediction`` column when
     every value is a known class, else the most probable class."""
-    if "prediction" in frame.columns:
-        as_text = frame["prediction"].map(_class_text)
+    if PREDICTION in frame.columns:
+        as_text = frame[PREDICTION].map(_class_text)
         lookup = {k: i for i, k in enumerate(keys)}
         if as_text.isin(list(lookup)).all():
             return as_text.map(lookup).to_numpy(dtype=int)
