@@ -182,11 +182,6 @@ class RequestRecord:
             "error": self.error,
         }
 
-    def rows(self) -> list[dict[str, Any]]:
-        """The log rows of this request, one dict per row with the physical column names (one
-        row with null features and prediction for a refused request)."""
-        return typed_frame([self]).to_dict("records")
-
 
 def _n_rows(item: Any) -> int:
     if isinstance(item, RequestRecord) and item.predictions is not None:
