@@ -96,6 +96,17 @@ def test_an_honest_model_keeps_its_probabilities_a_miscalibrated_one_gets_a_map(
     assert np.interp(0.125, skewed["x"], skewed["y"]) == pytest.approx(0.5, abs=0.12)
 
 
+def test_labels_read_as_floats_are_the_integer_classes() -> None:
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0, 1, 300) ** 3
+    y = (rng.random(300) < p ** (1 / 3)).astype(int)
+    pred = (p > 0.5).astype(int)
+    as_int = reference_quality("classification", y, pred, _proba(p), [0, 1])
+    as_float = reference_quality("classification", y.astype(float), pred, _proba(p), [0, 1])
+    assert as_float["calibration"] == as_int["calibration"]
+    assert as_int["calibration"]["maps"]["1"]["applied"] is True
+
+
 def test_probabilities_without_class_names_are_taken_in_class_order() -> None:
     frame = pd.DataFrame(np.column_stack([[0.8, 0.3, 0.6], [0.2, 0.7, 0.4]]))
     ref = reference_quality("classification", ["no", "yes", "no"], ["no", "yes", "no"], frame,
