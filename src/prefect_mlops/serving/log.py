@@ -780,8 +780,14 @@ def _read(
     skip = _skipper(on_skip)
     wanted = None if columns is None else list(dict.fromkeys(str(c) for c in columns))
     read = None if wanted is None else list(dict.fromkeys([*wanted, *SORT_KEY]))
-    typed = _read_typed(root, model_name, window, read, skip)
-    legacy = _read_legacy(root, model_name, window, read, classes, skip)
+    typed_source = _typed_source(root, model_name, window)
+    legacy_source = _legacy_source(root, model_name, window)
+    if last_n is not None:
+        _keep_newest_days([s for s in (typed_source, legacy_source) if s is not None], last_n)
+    typed = None if typed_source is None else typed_source.scan(read, skip)
+    legacy = None
+    if legacy_source is not None:
+        legacy = _read_legacy(legacy_source, read, classes, skip)
     if legacy is None:
         if typed is None:
             frame = _empty(wanted)
@@ -824,11 +830,9 @@ def _skipper(on_skip: SkipCallback | None) -> SkipCallback:
     return skip
 
 
-def _fragments(
-    root: Path, sources: list[Path], partitioning: Any, where: Any, skip: SkipCallback
-) -> list[tuple[Any, pa.Schema]]:
-    """The Parquet fragments under ``sources`` whose partition passes ``where`` (pruned before
-    any file is opened), each with its file schema; unreadable files are skipped."""
+def _fragments(root: Path, sources: list[Path], partitioning: Any, where: Any) -> list[Any]:
+    """The Parquet fragments under ``sources`` whose partition passes ``where``: listed and
+    pruned by their folder names, no file opened."""
     import pyarrow.dataset as ds
 
     out = []
@@ -838,13 +842,21 @@ def _fragments(
             str(source), format="parquet", partitioning=partitioning,
             partition_base_dir=str(root), schema=partitioning.schema,
         )  # fmt: skip
-        for fragment in dataset.get_fragments(filter=where):
-            if not Path(fragment.path).name.startswith("part-"):
-                continue
-            try:
-                out.append((fragment, fragment.physical_schema))
-            except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
-                skip(fragment.path, str(exc))
+        out += [
+            f for f in dataset.get_fragments(filter=where) if Path(f.path).name.startswith("part-")
+        ]
+    return out
+
+
+def _opened(fragments: list[Any], skip: SkipCallback) -> list[tuple[Any, pa.Schema]]:
+    """``fragments`` with their file schemas (each file's footer read); unreadable files are
+    skipped."""
+    out = []
+    for fragment in fragments:
+        try:
+            out.append((fragment, fragment.physical_schema))
+        except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+            skip(fragment.path, str(exc))
     return out
 
 
@@ -903,13 +915,71 @@ def _scan(
         return pa.concat_tables(tables) if tables else None
 
 
-def _read_typed(
-    root: Path,
-    model_name: str | None,
-    window: _Window,
-    columns: list[str] | None,
-    skip: SkipCallback,
-) -> pa.Table | None:
+@dataclass
+class _Source:
+    """Files of one layout: their fragments (pruned by partition, not yet opened), the schema
+    every file has (for counting), the row filter, and whether files need a unified schema."""
+
+    fragments: list[Any]
+    base_schema: pa.Schema
+    rows: Any
+    unify: bool
+
+    def days(self) -> set[str]:
+        """The UTC days (``date=`` partitions) of the files."""
+        return {_day(f) for f in self.fragments}
+
+    def count(self, day: str) -> int | None:
+        """Rows of ``day`` passing the row filter (None when a file cannot be counted)."""
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        fragments = [f for f in self.fragments if _day(f) == day]
+        if not fragments:
+            return 0
+        first = fragments[0]
+        try:
+            dataset = ds.FileSystemDataset(
+                fragments, self.base_schema, first.format, first.filesystem
+            )
+            return int(dataset.count_rows(filter=self.rows))
+        except (OSError, ValueError, pa.ArrowException):
+            return None  # the scan names the unreadable file
+
+    def keep(self, days: set[str]) -> None:
+        """Forget the files of other days."""
+        self.fragments = [f for f in self.fragments if _day(f) in days]
+
+    def scan(self, columns: list[str] | None, skip: SkipCallback) -> pa.Table | None:
+        """The rows passing the filter (``columns`` only); None when there are none."""
+        found = _opened(self.fragments, skip)
+        if not found:
+            return None
+        schema = _unify([s for _, s in found]) if self.unify else self.base_schema
+        table = _scan(found, schema, columns, self.rows, skip)
+        return table if table is not None and table.num_rows else None
+
+
+def _day(fragment: Any) -> str:
+    return Path(fragment.path).parent.name.removeprefix("date=")
+
+
+def _keep_newest_days(sources: list[_Source], last_n: int) -> None:
+    """Keep only the newest days that together hold ``last_n`` rows of the window (a row's
+    day partition is its timestamp's UTC day, so older days hold only older rows)."""
+    days = sorted(set().union(*(s.days() for s in sources)), reverse=True)
+    total, kept = 0, set()
+    for day in days:
+        kept.add(day)
+        counts = [s.count(day) for s in sources]
+        total += sum(c for c in counts if c is not None)
+        if total >= last_n:
+            break
+    for source in sources:
+        source.keep(kept)
+
+
+def _typed_source(root: Path, model_name: str | None, window: _Window) -> _Source | None:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -920,51 +990,43 @@ def _read_typed(
         sources = sorted(p for p in root.glob("model=*") if p.is_dir())
         where = window.days()
     else:
-        sources = [root / model_partition(model_name)]
+        sources = [s for s in [root / model_partition(model_name)] if s.is_dir()]
         where = _all([ds.field("model") == model_name, window.days()])
-        sources = [s for s in sources if s.is_dir()]
-    found = _fragments(root, sources, partitioning, where, skip)
-    if not found:
+    fragments = _fragments(root, sources, partitioning, where)
+    if not fragments:
         return None
-    schema = _unify([s for _, s in found])
-    table = _scan(found, schema, columns, window.rows(), skip)
-    if table is None or table.num_rows == 0:
-        return None
-    return table
+    return _Source(fragments, arrow_schema(), window.rows(), unify=True)
 
 
-def _read_legacy(
-    root: Path,
-    model_name: str | None,
-    window: _Window,
-    columns: list[str] | None,
-    classes: Sequence[Any] | None,
-    skip: SkipCallback,
-) -> pd.DataFrame | None:
-    """Rows of the earlier layout (``<root>/date=*/part-*.parquet``) in the typed shape."""
+def _legacy_source(root: Path, model_name: str | None, window: _Window) -> _Source | None:
+    """Files of the earlier layout (``<root>/date=*/part-*.parquet``)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    if not any(root.glob("date=*")):
+    sources = sorted(p for p in root.glob("date=*") if p.is_dir())
+    if not sources:
         return None
     partitioning = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
-    sources = sorted(p for p in root.glob("date=*") if p.is_dir())
-    found = _fragments(root, sources, partitioning, window.days(), skip)
-    if not found:
+    fragments = _fragments(root, sources, partitioning, window.days())
+    if not fragments:
         return None
-    schema = _legacy_schema()
     rows = window.rows()
     if model_name is not None:
         rows = _all([ds.field("model_name") == model_name, rows])
+    return _Source(fragments, _legacy_schema(), rows, unify=False)
+
+
+def _read_legacy(
+    source: _Source, columns: list[str] | None, classes: Sequence[Any] | None, skip: SkipCallback
+) -> pd.DataFrame | None:
+    """The legacy rows in the typed shape (None when none pass)."""
     if columns is None:
         names = None
     else:
         names = [c for c in columns if c in COLUMNS]
         names += [c for c in ("features", "prediction", "probabilities") if _wants(columns, c)]
-    table = _scan(found, schema, names, rows, skip)
-    if table is None or table.num_rows == 0:
-        return None
-    return _from_legacy(table.to_pandas(), classes)
+    table = source.scan(names, skip)
+    return None if table is None else _from_legacy(table.to_pandas(), classes)
 
 
 def _wants(columns: list[str], legacy: str) -> bool:

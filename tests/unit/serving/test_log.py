@@ -421,3 +421,17 @@ def test_small_and_large_requests_give_the_same_typed_columns(tmp_path: Path) ->
     got = read_window(tmp_path / "small", "churn")[features]
     expected = read_window(tmp_path / "big", "churn")[features].head(3)
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_last_n_reads_only_the_newest_days_it_needs(tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    days = [DAY + timedelta(days=d) for d in range(3)]
+    _write(directory, [_record("d0", 1, at=days[0]), _record("d1", 2, at=days[1]),
+                       _record("d2", 1, at=days[2])])  # fmt: skip
+    (directory / "model=churn" / "date=2026-03-04" / "part-corrupt.parquet").write_bytes(b"x")
+    skipped: list[str] = []
+    newest = read_window(directory, "churn", last_n=3, on_skip=lambda p, _: skipped.append(p))
+    assert list(newest["request_id"]) == ["d1", "d1", "d2"] and skipped == []
+    everything = read_window(directory, "churn", last_n=9, on_skip=lambda p, _: skipped.append(p))
+    assert list(everything["request_id"]) == ["d0", "d1", "d1", "d2"]
+    assert [Path(p).name for p in skipped] == ["part-corrupt.parquet"]
