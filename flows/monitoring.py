@@ -65,6 +65,7 @@ def continuous_monitoring(
     target = resolve_version(model_name, version)
     config = monitoring_config(target, monitoring)
     reference, computed = load_reference(target)
+    checks.check_overrides(reference.profile, config)
     window = read_window(target, config, reference, start, end, last_n)
     if window.rows < config.min_rows:
         result = checks.nothing_to_monitor(target, window, config, computed)

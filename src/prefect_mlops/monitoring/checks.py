@@ -111,7 +111,20 @@ def monitored_frame(window: Window) -> pd.DataFrame:
     probabilities = probability_frame(scored)
     if probabilities is not None:
         parts.append(probabilities.rename(columns=probability_column))
-    return pd.concat(parts, axis=1).reset_index(drop=True)
+    frame = pd.concat(parts, axis=1).reset_index(drop=True)
+    # A column with no value in the window's files is read back untyped (object of None);
+    # as floats it is what it is, all null, rather than "a numeric column holds dtype object".
+    empty = [
+        c
+        for c in frame.columns
+        if frame[c].dtype == object
+        and len(frame)
+        and pd.isna(frame[c].iloc[0])
+        and frame[c].isna().all()
+    ]
+    if empty:
+        frame[empty] = frame[empty].astype("float64")
+    return frame
 
 
 # -- the checks ----------------------------------------------------------------------------------
@@ -173,13 +186,11 @@ def window_statistics(
     )
 
 
-def _overrides(
-    profile: ReferenceProfile, config: MonitoringConfig, names: list[str]
-) -> dict[str, Any]:
-    """The ``monitoring.columns`` overrides of ``names``. Raises ConfigError naming an
-    overridden column the version has neither as a feature nor as a prediction column."""
+def check_overrides(profile: ReferenceProfile, config: MonitoringConfig) -> None:
+    """Raises ConfigError naming a ``monitoring.columns`` override of a column the version has
+    neither as a feature nor as a prediction column (the flow checks this before it reads the
+    window, so a bad override fails on a quiet window too)."""
     from prefect_mlops.errors import ConfigError
-    from prefect_mlops.monitoring.drift import DriftOverride
 
     unknown = [c for c in config.columns if c not in profile.columns]
     if unknown:
@@ -187,6 +198,16 @@ def _overrides(
             f"monitoring.columns: {unknown} are not columns of the version (features: "
             f"{list(profile.features)}; predictions: {list(profile.prediction_columns)})"
         )
+
+
+def _overrides(
+    profile: ReferenceProfile, config: MonitoringConfig, names: list[str]
+) -> dict[str, Any]:
+    """The ``monitoring.columns`` overrides of ``names``. Raises ConfigError as
+    :func:`check_overrides` does."""
+    from prefect_mlops.monitoring.drift import DriftOverride
+
+    check_overrides(profile, config)
     return {
         column: DriftOverride(method=o.method, threshold=o.threshold)
         for column, o in config.columns.items()
@@ -289,6 +310,9 @@ def evidently_report(
 
     profile = reference.profile
     current = feature_frame(window.scored).reset_index(drop=True)
+    # An all-null column makes Evidently fail the whole report (np.isinf on None); its drift
+    # entry already says why it was not tested, so the report shows the other columns.
+    current = current.loc[:, current.notna().any()]
     numeric = [c for c in profile.numeric if c in current and c in reference.sample]
     categorical = [c for c in profile.categorical if c in current and c in reference.sample]
     html, sample = build_report(
