@@ -149,7 +149,7 @@ def test_init_writes_a_loadable_project(
     assert config.split.method == "random"
 
     deployment_file = yaml.safe_load((project / "prefect.yaml").read_text())
-    deployment, rollout = deployment_file["deployments"]
+    deployment, rollout, monitoring = deployment_file["deployments"]
     assert deployment["name"] == "churn-model-continuous-training"
     assert deployment["work_pool"]["name"] and deployment["tags"]
     assert all(s["active"] is False for s in deployment["schedules"])
@@ -167,6 +167,13 @@ def test_init_writes_a_loadable_project(
     deploy_params = deploy_flow.validate_parameters(rollout["parameters"])
     assert deploy_params["config"].model_name == config.model_name
     assert deploy_params["config"].strategy == "blue-green"
+    # ... and hourly monitoring of its champion, thresholds from train.yaml's monitoring section.
+    assert monitoring["name"] == "churn-model-monitoring"
+    assert [s["interval"] for s in monitoring["schedules"]] == [3600]
+    assert all(s["active"] is False for s in monitoring["schedules"])
+    monitor_flow = load_flow_from_entrypoint(monitoring["entrypoint"], use_placeholder_flow=False)
+    assert monitor_flow.validate_parameters(monitoring["parameters"])["model_name"] == "churn-model"
+    assert raw["monitoring"]["drift_share"] == 0.5 and config.monitoring.min_rows == 50
 
 
 def test_init_with_a_timestamp_column_uses_a_time_split(churn_file: Path, tmp_path: Path) -> None:

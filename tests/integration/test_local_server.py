@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -107,8 +108,20 @@ def _assert_deployed_as_declared(url: str, declared: dict) -> None:
         (step,) = deployment.pull_steps or []
         directory = step["prefect.deployments.steps.set_working_directory"]["directory"]
         assert Path(directory) == REPO
-        schedules = [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules]
-        assert schedules == [(s["cron"], s["timezone"], False) for s in spec["schedules"]]
+        schedules = [(*_schedule(s.schedule), s.active) for s in deployment.schedules]
+        assert schedules == [(*_declared(s), False) for s in spec["schedules"]]
+
+
+def _schedule(schedule: Any) -> tuple[Any, ...]:
+    """A server-side schedule as (cron, timezone) or (interval seconds,)."""
+    if hasattr(schedule, "interval"):
+        return (schedule.interval.total_seconds(),)
+    return (schedule.cron, schedule.timezone)
+
+
+def _declared(spec: dict[str, Any]) -> tuple[Any, ...]:
+    """A prefect.yaml schedule in the form of :func:`_schedule`."""
+    return (float(spec["interval"]),) if "interval" in spec else (spec["cron"], spec["timezone"])
 
 
 def test_the_cli_flows_run_on_it(server: tuple[Shell, str]) -> None:
