@@ -27,10 +27,12 @@ One command measures, side by side in one run:
    1 vs 2 worker processes (``threads_per_worker=1``), both clusters warmed up on one hour of
    the window first, rounds alternating 1-2-2-1 (medians). Goal: ≥ 1.7x.
 
-Prints the figures, writes the raw ones to ``bench/out/monitoring.json`` and the "Continuous
+Prints the figures, writes the raw ones to ``bench/out/monitoring.json`` (``--quick``:
+``monitoring-quick.json``) and the "Continuous
 monitoring" section of bench/README.md (between the monitoring markers; a notes block between
 the monitoring-notes markers is kept). ``--quick`` is a smoke run with small sizes that leaves
-bench/README.md alone. Data lives under a temporary folder in /tmp, removed at the end.
+bench/README.md alone; ``--from-json bench/out/monitoring.json`` writes the section again from
+an earlier run's figures. Data lives under a temporary folder in /tmp, removed at the end.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ DAYS = 4
 ROWS_PER_REQUEST = 100
 FEATURES = [*NUMERIC, *CATEGORICAL]
 MiB = 1024 * 1024
+#: Time slices of the Dask window, the same for 1 and 2 workers (the default, 4 per worker, would
+#: give the single worker slices twice as large).
+DASK_PARTS = 8
 
 
 # -- the serving log on disk ------------------------------------------------------------------
@@ -554,7 +559,7 @@ def dask_speedup(
             began = time.perf_counter()
             stats = distributed_stats(
                 log, model, VERSION, profile, start=start, end=end,
-                address=clusters[w].scheduler_address,
+                address=clusters[w].scheduler_address, parts=DASK_PARTS,
             )  # fmt: skip
             seconds[w].append(time.perf_counter() - began)
             result = detect_drift(profile, stats)
@@ -575,6 +580,7 @@ def dask_speedup(
         "rows": rows.get(2, rows.get(1)),
         "same_verdicts": same,
         "max_score_gap": score_gap if one and two else None,
+        "parts": DASK_PARTS,
     }
 
 
@@ -590,8 +596,23 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small smoke run, README untouched")
     parser.add_argument("--dask-rows", type=int, default=None, help="rows of the Dask window")
     parser.add_argument("--no-readme", action="store_true", help="leave bench/README.md alone")
+    parser.add_argument(
+        "--from-json", type=Path, help="write the figures of an earlier run's JSON, run nothing"
+    )
+    parser.add_argument(
+        "--dask-only",
+        type=Path,
+        metavar="JSON",
+        help="run only the Dask phase and put its figures into this earlier run's JSON",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.from_json:
+        text = render(json.loads(args.from_json.read_text()))
+        print(text)
+        if not args.no_readme:
+            write_readme(text)
+        return 0
     if args.child:
         kind, spec = args.child[0], json.loads(args.child[1])
         runner = {"ours": child_ours, "lean": child_lean, "evidently": child_evidently}[kind]
@@ -615,10 +636,14 @@ def main() -> int:
     }
     meta["versions"] = _versions()
     results: dict[str, Any] = {"meta": meta, "timing": {}, "loads": {}}
+    if args.dask_only:
+        results = json.loads(args.dask_only.read_text())
+        meta = results["meta"]
+        meta["dask_run"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     work = Path(tempfile.mkdtemp(prefix="bench-monitoring-", dir="/tmp"))
     try:
         log = work / "serving_log"
-        for rows in sizes:
+        for rows in [] if args.dask_only else sizes:
             print(f"\n== {rows:,} rows x 20 columns: serving log on disk → drift verdicts")
             t = time.perf_counter()
             reference = make_frame(rows, 0, 0.0)
@@ -665,10 +690,17 @@ def main() -> int:
             results["loads"][f"after {rows}"] = _load()
             shutil.rmtree(log / f"model={model}", ignore_errors=True)
 
-        print(f"\n== agreement: 13 scenarios, reference {sweep[0]:,}, window {sweep[1]:,} rows")
-        results["loads"]["before agreement"] = _load()
-        results["agreement"] = agreement(*sweep)
-        results["loads"]["after agreement"] = _load()
+        if not args.dask_only:
+            print(f"\n== agreement: 13 scenarios, reference {sweep[0]:,}, window {sweep[1]:,} rows")
+            results["loads"]["before agreement"] = _load()
+            results["agreement"] = agreement(*sweep)
+            results["loads"]["after agreement"] = _load()
+        profile_path = work / f"profile-{sizes[-1]}.json"
+        if not profile_path.exists():  # --dask-only: the same reference profile as above
+            reference = make_frame(sizes[-1], 0, 0.0)
+            profile = build_profile(reference, numeric=NUMERIC, categorical=CATEGORICAL)
+            profile_path.write_text(json.dumps(profile.to_dict()))
+            del reference
 
         print(f"\n== Dask: {dask_rows:,} rows, 1 vs 2 worker processes")
         t = time.perf_counter()
@@ -678,7 +710,7 @@ def main() -> int:
         print(f"  data written in {generation:.1f} s (not timed)", flush=True)
         results["loads"]["before dask"] = _load()
         dask = dask_speedup(
-            log, model, work / f"profile-{sizes[-1]}.json", start, end,
+            log, model, profile_path, start, end,
             [1, 2] if args.quick else [1, 2, 2, 1],
         )  # fmt: skip
         dask["generation_seconds"] = generation
@@ -687,12 +719,16 @@ def main() -> int:
         results["loads"]["after dask"] = _load()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    meta["minutes"] = (time.perf_counter() - began_run) / 60
-    meta["load_end"] = os.getloadavg()
+    if args.dask_only:
+        meta["dask_minutes"] = (time.perf_counter() - began_run) / 60
+    else:
+        meta["minutes"] = (time.perf_counter() - began_run) / 60
+        meta["load_end"] = os.getloadavg()
     text = render(results)
     print("\n" + text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=1, default=str))
+    out = OUT.with_name("monitoring-quick.json") if args.quick else OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=str))
     if not (args.quick or args.no_readme):
         write_readme(text)
         print(f"\nwrote the 'Continuous monitoring' section of {README}")
@@ -829,8 +865,9 @@ def render(results: dict[str, Any]) -> str:
     )
     lines += [
         "",
-        f"**Dask** (`distributed_stats`, LocalCluster of worker processes, 1 thread each, 4 time "
-        f"slices per worker, each worker reading its slice of the log itself): "
+        f"**Dask** (`distributed_stats`, LocalCluster of worker processes, 1 thread each, "
+        f"{dk.get('parts', 'default: 4 per worker')} time slices, each worker reading its slices "
+        f"of the log itself{_dask_when(meta)}): "
         f"{dk['rows']:,} rows ({dk['disk_bytes'] / MiB:,.0f} MiB of Parquet, written in "
         f"{dk['generation_seconds']:.0f} s): 1 worker {dk['median']['1']:.1f} s, 2 workers "
         f"{dk['median'].get('2', float('nan')):.1f} s (medians; rounds: {rounds}) → "
@@ -839,6 +876,12 @@ def render(results: dict[str, Any]) -> str:
         f"{dk['max_score_gap']:.2g}).",
     ]
     return "\n".join(lines)
+
+
+def _dask_when(meta: dict[str, Any]) -> str:
+    if "dask_run" not in meta:
+        return ""
+    return f"; run on {meta['dask_run']} ({meta['dask_minutes']:.1f} min)"
 
 
 def _widest(c: dict[str, Any] | None) -> str:
