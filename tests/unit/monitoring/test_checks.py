@@ -155,15 +155,13 @@ def test_efficiency_leaves_shadow_rows_out() -> None:
 
 
 @pytest.mark.parametrize(
-    ("task", "quality", "reason"),
+    ("task", "reason"),
     [
-        ("regression", None, "regressors have no class probabilities"),
-        ("classification", None, "the version's reference has no calibration"),
+        ("regression", "regressors have no class probabilities"),
+        ("classification", "the version's reference has no calibration"),
     ],
 )
-def test_estimated_quality_says_why_it_is_not_available(
-    task: str, quality: dict[str, Any] | None, reason: str
-) -> None:
+def test_estimated_quality_says_why_it_is_not_available(task: str, reason: str) -> None:
     profile = build_profile(
         pd.DataFrame({"x": [1.0, 2.0, 3.0]}), numeric=["x"], categorical=[], task=task
     )
