@@ -79,14 +79,14 @@ def build_event(
     event: str,
     model_name: str,
     *,
-    version: str | None,
+    version: str | int | None,
     reason: str,
     payload: dict[str, Any] | None = None,
     related: list[dict[str, str]] | None = None,
 ) -> Any:
     """The :class:`prefect.events.Event` (not sent). Raises ValueError for a name that is not
     one of :data:`EVENTS` (a typo would make an event no trigger ever matches)."""
-    from prefect.events import Event
+    from prefect.events import Event, RelatedResource, Resource
 
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}; the package emits {list(EVENTS)}")
@@ -99,8 +99,8 @@ def build_event(
     resources = [version_resource(model_name, str(version))] if version is not None else []
     return Event(
         event=event,
-        resource=model_resource(model_name),
-        related=[*resources, *(related or [])],
+        resource=Resource(model_resource(model_name)),
+        related=[RelatedResource(r) for r in [*resources, *(related or [])]],
         payload=body,
     )
 

@@ -38,6 +38,7 @@ def test_an_event_emitted_in_a_flow_run_is_stored_with_the_run_related() -> None
         )
 
     sent = emits()
+    assert sent is not None
     [stored] = asyncio.run(_read("mlops.drift.detected", "mlops.model.events-model"))
     assert stored.id == sent.id
     assert stored.payload["drifted_columns"] == ["age", "region"]
