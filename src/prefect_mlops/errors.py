@@ -19,7 +19,7 @@ failed::
     ├── ServiceStartError           the prediction service did not become ready
     ├── InfraValidationError        a candidate failed infra-validation in a real server
     ├── ScoringError                batch scoring cannot run (model, columns, output folder)
-    ├── MonitoringError             a monitoring run cannot run (the version, its profile, the window)
+    ├── MonitoringError             a monitoring run cannot run (its version, profile or window)
     └── PrefectAPIError             the Prefect API does not answer, or a local server did not start
 
 Messages name the file, column or field, the value seen and, where there is one, the fix.

@@ -20,8 +20,8 @@ def monitor(
     start: Annotated[
         datetime | None,
         typer.Option(
-            help="Window start, UTC (2026-12-01 or 2026-12-01T06:00:00); default: the end of the model's "
-            "last monitoring window, at most `monitoring.max_window_days` back."
+            help="Window start, UTC (2026-12-01 or 2026-12-01T06:00:00); default: the end of "
+            "the model's last monitoring window, at most `monitoring.max_window_days` back."
         ),
     ] = None,
     end: Annotated[datetime | None, typer.Option(help="Window end, UTC; default: now.")] = None,
