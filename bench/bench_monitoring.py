@@ -901,7 +901,7 @@ def write_readme(text: str) -> None:
     notes = NOTES.search(section.group(0)) if section else None
     body = (
         f"{START_MARK}\n## Continuous monitoring\n\n"
-        "`.venv/bin/python bench/bench_monitoring.py` (about 10 min; method in its docstring): "
+        "`.venv/bin/python bench/bench_monitoring.py` (about 6 min; method in its docstring): "
         "the monitoring core's path from the typed serving log on disk to drift verdicts "
         "(`read_window` of `status` + `feature.*` → `monitored_frame` → `window_stats` → "
         "`detect_drift`) beside Evidently's `DataDriftPreset` on the same frames in memory, "
