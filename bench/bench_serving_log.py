@@ -70,9 +70,8 @@ def records(n_rows: int, rows_per_request: int, days: int, seed: int = 0) -> lis
     n_requests = n_rows // rows_per_request
     step = timedelta(days=days) / max(n_requests, 1)
     out = []
-    template = request_frame(rng, rows_per_request)
     for i in range(n_requests):
-        frame = template if rows_per_request > 1 else request_frame(rng, 1)
+        frame = request_frame(rng, rows_per_request)  # every row drawn afresh
         proba = rng.random(rows_per_request)
         out.append(
             RequestRecord(
