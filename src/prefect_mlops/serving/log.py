@@ -792,7 +792,7 @@ def _read(
         if typed is None:
             frame = _empty(wanted)
         else:
-            typed = _sorted(typed)
+            typed = typed.sort_by([(k, "ascending") for k in SORT_KEY])
             if last_n is not None and typed.num_rows > last_n:
                 typed = typed.slice(typed.num_rows - last_n)
             order = wanted if wanted is not None else _ordered(typed.column_names)
@@ -810,17 +810,6 @@ def _read(
         if column not in frame:  # no file has it: null
             frame.insert(i, column, pd.Series([None] * len(frame), dtype=object))
     return frame if list(frame.columns) == order else frame[order]
-
-
-def _sorted(table: pa.Table) -> pa.Table:
-    """``table`` sorted by :data:`SORT_KEY`; as it is (no copy) when already in order."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in SORT_KEY])
-    if pc.all(pc.equal(order, pa.array(np.arange(len(table)), pa.uint64()))).as_py():
-        return table
-    return table.take(order)
 
 
 def _empty(columns: Sequence[str] | None) -> pd.DataFrame:
