@@ -435,3 +435,24 @@ def test_last_n_reads_only_the_newest_days_it_needs(tmp_path: Path) -> None:
     everything = read_window(directory, "churn", last_n=9, on_skip=lambda p, _: skipped.append(p))
     assert list(everything["request_id"]) == ["d0", "d1", "d1", "d2"]
     assert [Path(p).name for p in skipped] == ["part-corrupt.parquet"]
+
+
+def test_string_classes_name_their_columns_and_a_regressor_logs_floats_only(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "log"
+    labelled = _record("cls", 2, model="plans")
+    labelled.predictions, labelled.classes = ["basic", "premium"], ["basic", "plus", "premium"]
+    labelled.probabilities = [[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]]
+    regressor = _record("reg", 2, model="charges")
+    regressor.predictions, regressor.probabilities, regressor.classes = [1.5, 2.5], None, None
+    _write(directory, [labelled, regressor])
+    plans = read_window(directory, "plans")
+    assert plans["prediction"].tolist() == ["basic", "premium"]
+    assert [c for c in plans if c.startswith(PROBA_PREFIX)] == [
+        "proba.basic", "proba.plus", "proba.premium",
+    ]  # fmt: skip
+    assert plans["proba.premium"].tolist() == [0.1, 0.7]
+    charges = read_window(directory, "charges")
+    assert charges["prediction"].dtype == "float64" and charges["prediction"].tolist() == [1.5, 2.5]
+    assert not any(c.startswith(PROBA_PREFIX) for c in charges)
