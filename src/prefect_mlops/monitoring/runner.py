@@ -257,6 +257,9 @@ class MonitoringResult(BaseModel):
     report_sample: str | None = None
     mlflow_run_id: str | None = None
     mlflow_run_url: str | None = None
+    events: list[str] = Field(
+        default_factory=list, description="The lifecycle events the run emitted (their names)."
+    )
 
 
 _METRIC_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")

@@ -44,6 +44,11 @@ BLESSING_BASELINE = "mlops.blessing.baseline"
 # -- a training run that registered nothing: same data and config as the champion ---------------
 UNCHANGED_FROM = "mlops.unchanged_from"
 
+# -- the event that asked for a training run (its ``trigger`` parameter) -------------------------
+TRIGGER_EVENT = "mlops.trigger.event"
+TRIGGER_VERSION = "mlops.trigger.version"
+TRIGGER_REASON = "mlops.trigger.reason"
+
 # -- a dataset input of the run (MLflow dataset tags) -------------------------------------------
 DATASET_DIGEST = "mlops.digest"
 DATASET_SOURCE = "mlops.source"
@@ -179,6 +184,16 @@ def blessing_tags(*, blessed: bool, reason: str, baseline_version: str | None) -
     }
 
 
+def trigger_tags(*, event: str, version: str | None, reason: str) -> dict[str, str]:
+    """The tags saying which event asked for a training run (version ``none`` when the event
+    named none)."""
+    return {
+        TRIGGER_EVENT: event,
+        TRIGGER_VERSION: version or "none",
+        TRIGGER_REASON: reason[:TAG_VALUE_LIMIT],
+    }
+
+
 def code_version(start: Path | None = None) -> str:
     """The git commit (``<sha>`` or ``<sha>-dirty``) of ``start``, else the package version."""
     cwd = start or Path.cwd()
@@ -201,3 +216,10 @@ def code_version(start: Path | None = None) -> str:
     from importlib.metadata import version
 
     return f"prefect-mlops=={version('prefect-mlops')}"
+
+
+# -- a version that failed in production (set by the champion fallback) -------------------------
+#: When the version was found failing as champion (ISO 8601, UTC); a fallback never returns to it.
+FAILING_AT = "mlops.failing.at"
+#: Why: the figures of the ``mlops.model.failing`` event (error rate, p99, quality).
+FAILING_REASON = "mlops.failing.reason"
