@@ -172,15 +172,13 @@ def _register_bare_version(name: str) -> None:
     settings = get_settings()
     configure_mlflow(settings)
     frame = generate_churn(200, seed=44)
-    X = frame[["tenure_months", "monthly_charges"]].astype("float64")
+    X = frame[["tenure_months", "monthly_charges"]]
     model = LogisticRegression(max_iter=200).fit(X, frame["churned"])
     client = _client()
     # artifacts under MLOPS_HOME (MLflow's own default would be ./mlruns in the checkout)
     experiment = ensure_experiment(client, f"{name}-by-hand", settings.resolved_artifact_location)
     with mlflow.start_run(experiment_id=experiment) as run:
-        info = mlflow.sklearn.log_model(
-            model, name="model", pip_requirements=["scikit-learn"], input_example=X.head(2)
-        )
+        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
     client.create_registered_model(name)
     client.create_model_version(name, source=info.model_uri, run_id=run.info.run_id)
     client.set_registered_model_alias(name, "champion", "1")
