@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from pydantic import BaseModel, Field
 
 from prefect_mlops.deployment.canary import CanaryVerdict
-from prefect_mlops.deployment.decisions import Result, aborted_reason
+from prefect_mlops.deployment.decisions import Decision, Result, aborted_reason
 from prefect_mlops.deployment.labels import LabelSpec
 from prefect_mlops.deployment.rollout import DeploymentConfig
 from prefect_mlops.deployment.shadow import ShadowVerdict
@@ -29,6 +29,7 @@ from prefect_mlops.tasks.deployment import (
     watch_canary,
     watch_shadow,
 )
+from prefect_mlops.tasks.events import emit_deployment_event
 
 
 class DeploymentOutcome(BaseModel):
@@ -50,7 +51,10 @@ class DeploymentOutcome(BaseModel):
     "canary or shadow rollout with automatic rollback; every alias move is recorded.",
 )
 def model_deployment(config: DeploymentConfig) -> DeploymentOutcome:
-    """Deploy ``config.version`` (default: the challenger) of ``config.model_name``."""
+    """Deploy ``config.version`` (default: the challenger) of ``config.model_name``; emits
+    ``mlops.model.promoted`` when it becomes champion, ``mlops.model.rolled_back`` when its
+    rollout is rolled back (also one that could not be watched). Raises the package's errors
+    (InfraValidationError, ..., PrefectAPIError when the event cannot be sent)."""
     # `models:/` URIs (loading a candidate to say why the live service cannot) resolve through
     # MLflow's module-level stores: point them at the configured ones, as training does.
     configure_mlflow(get_settings())
@@ -59,7 +63,8 @@ def model_deployment(config: DeploymentConfig) -> DeploymentOutcome:
     report = infra_validate(config, version)
     verdict = roll_out(config, version, labels)
     decision = decide(config, report, verdict)
-    record_decision(config.model_name, version, decision)
+    move = record_decision(config.model_name, version, decision)
+    emit_deployment_event(config.model_name, version, config.strategy, decision, verdict, move)
     outcome = DeploymentOutcome(
         model_name=config.model_name, version=version, strategy=config.strategy,
         result=decision.result, reason=decision.reason, infra_validation=report.summary(),
@@ -89,8 +94,20 @@ def _rolled_back_on_failure(config: DeploymentConfig, version: str) -> Iterator[
     try:
         yield
     except Exception as exc:
-        roll_back(config.model_name, version, aborted_reason(config.strategy, exc))
+        reason = aborted_reason(config.strategy, exc)
+        roll_back(config.model_name, version, reason)
+        _emit_aborted(config, version, reason)
         raise
+
+
+def _emit_aborted(config: DeploymentConfig, version: str, reason: str) -> None:
+    """``mlops.model.rolled_back`` for a rollout that could not be watched; the error that
+    ended it stays the run's error (an event that cannot be sent is logged as an error)."""
+    decision = Decision("roll_back", "rolled_back", reason, reason)
+    try:
+        emit_deployment_event(config.model_name, version, config.strategy, decision, None, None)
+    except Exception as exc:  # the rollout's own error is what the run must report
+        get_run_logger().error("cannot emit the rollback of v%s: %s", version, exc)
 
 
 def model_version_link(model_name: str, version: str) -> str:

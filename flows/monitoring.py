@@ -18,6 +18,7 @@ from prefect_mlops.monitoring import checks
 from prefect_mlops.monitoring.runner import MonitoringResult, monitoring_config
 from prefect_mlops.registry import configure_mlflow, lineage
 from prefect_mlops.settings import get_settings
+from prefect_mlops.tasks.events import emit_monitoring_events
 from prefect_mlops.tasks.monitoring import (
     build_report,
     check_efficiency,
@@ -39,7 +40,8 @@ from prefect_mlops.tasks.monitoring import (
     description="Judge a model version's served traffic (the serving log) against what it was "
     "trained on: schema skew (its GX suite), feature and prediction drift (Evidently's "
     "DataDriftPreset tests), live quality on late labels, estimated quality before them, "
-    "latency and errors. Records an MLflow run in <model>-monitoring with Evidently's report.",
+    "latency and errors. Records an MLflow run in <model>-monitoring with Evidently's report, "
+    "then emits mlops.skew.detected / drift.detected / quality.degraded / model.failing.",
 )
 def continuous_monitoring(
     model_name: str,
@@ -50,7 +52,9 @@ def continuous_monitoring(
     monitoring: MonitoringConfig | None = None,
 ) -> MonitoringResult:
     """Monitor one version's window; returns every verdict and figure (status
-    ``nothing_to_monitor`` when the window holds too few scored rows).
+    ``nothing_to_monitor`` when the window holds too few scored rows) and the lifecycle events
+    it emitted after the MLflow record (skew, drift, quality degraded, failing: each only when
+    its verdict says so). Raises PrefectAPIError when the Prefect API cannot take an event.
 
     Args:
         model_name: Registered model to monitor.
@@ -96,6 +100,7 @@ def continuous_monitoring(
         lineage.FLOW_RUN_URL: flow_run.ui_url or "",
     }
     result.mlflow_run_id = record_monitoring_run(result, html, run_tags)
+    result.events = emit_monitoring_events(result, config)
     _publish(result)
     return result
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 from prefect.transactions import transaction
 from pydantic import BaseModel, Field
 
+from prefect_mlops import events
 from prefect_mlops.config import TrainingConfig
 from prefect_mlops.data.snapshots import SnapshotRef, forget_snapshots
 from prefect_mlops.modeling.training import preflight_checks
@@ -21,7 +22,7 @@ from prefect_mlops.modeling.training_run import (
     mlflow_run_link,
     open_training_run,
 )
-from prefect_mlops.registry import configure_mlflow, mlflow_client
+from prefect_mlops.registry import configure_mlflow, lineage, mlflow_client
 from prefect_mlops.secrets import mask_url
 from prefect_mlops.settings import Settings, get_settings
 from prefect_mlops.tasks.data import (
@@ -31,6 +32,7 @@ from prefect_mlops.tasks.data import (
     resolve_reference,
     validate_data,
 )
+from prefect_mlops.tasks.events import emit_training_event
 from prefect_mlops.tasks.model import (
     bless,
     evaluate_on_test,
@@ -70,9 +72,24 @@ class TrainingOutcome(BaseModel):
     "bless and register a scikit-learn model in MLflow with full lineage; a run on the "
     "champion's own data and config registers nothing ('unchanged').",
 )
-def continuous_training(config: TrainingConfig) -> TrainingOutcome:
-    """Train a candidate, compare it with the champion and register it in MLflow; returns what
-    happened. Raises the package's errors (ConfigError, DataValidationError, ...)."""
+def continuous_training(
+    config: TrainingConfig,
+    trigger: events.RetrainTrigger | dict[str, Any] | None = None,
+) -> TrainingOutcome:
+    """Train a candidate, compare it with the champion and register it in MLflow; emits
+    ``mlops.model.blessed`` or ``mlops.model.not_blessed`` for the registered version (nothing
+    when unchanged); returns what happened.
+
+    Args:
+        config: The training configuration.
+        trigger: The event that asked for this run (``event``, ``version``, ``reason``, as a
+            deployment trigger templates them from the event); recorded as the run's
+            ``mlops.trigger.*`` tags and in the blessing event. None: a scheduled or manual run.
+
+    Raises the package's errors (ConfigError — a trigger lacking a field, before anything is
+    read or trained —, DataValidationError, ..., PrefectAPIError when the event cannot be sent).
+    """
+    asked_by = events.parse_trigger(trigger, config.model_name)
     preflight_checks(config)
     settings = get_settings()
     configure_mlflow(settings)
@@ -86,7 +103,9 @@ def continuous_training(config: TrainingConfig) -> TrainingOutcome:
         flow_run_url=flow_run.ui_url,
     )
     try:
-        outcome = _train_and_register(config, settings, run)
+        if asked_by is not None:
+            run = _tag_trigger(client, run, asked_by)
+        outcome = _train_and_register(config, settings, run, asked_by)
     except BaseException:
         client.set_terminated(run.run_id, "FAILED")
         raise
@@ -96,8 +115,29 @@ def continuous_training(config: TrainingConfig) -> TrainingOutcome:
     return outcome
 
 
+def _tag_trigger(
+    client: Any, run: TrainingRunRef, trigger: events.RetrainTrigger
+) -> TrainingRunRef:
+    """Record on the run (and, through its tags, on the version it registers) which event asked
+    for it; returns the run with those tags."""
+    from mlflow.entities import RunTag
+
+    tags = lineage.trigger_tags(event=trigger.event, version=trigger.version, reason=trigger.reason)
+    client.log_batch(run.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    get_run_logger().info(
+        "Asked for by %s%s: %s",
+        trigger.event,
+        f" (v{trigger.version})" if trigger.version else "",
+        trigger.reason,
+    )
+    return TrainingRunRef(run.experiment_id, run.run_id, {**run.tags, **tags})
+
+
 def _train_and_register(
-    config: TrainingConfig, settings: Settings, run: TrainingRunRef
+    config: TrainingConfig,
+    settings: Settings,
+    run: TrainingRunRef,
+    trigger: events.RetrainTrigger | None = None,
 ) -> TrainingOutcome:
     run_id = run.run_id
     snapshot = ingest_data(config, run_id)
@@ -150,6 +190,7 @@ def _train_and_register(
         tracking_uri=mask_url(settings.resolved_tracking_uri),
     )
     _publish(outcome, settings)
+    emit_training_event(outcome, trigger)
     return outcome
 
 
@@ -243,11 +284,17 @@ Open the MLflow UI at [{ui}]({ui}) (tracking store `{outcome.tracking_uri}`).
     description="Continuous training with the config read from a YAML file (see `prefect-mlops "
     "init`), so a deployment is changed by editing one file.",
 )
-def continuous_training_from_file(config_path: str) -> TrainingOutcome:
-    """Read ``config_path`` (relative paths resolve against the working directory) and train.
+def continuous_training_from_file(
+    config_path: str,
+    trigger: events.RetrainTrigger | dict[str, Any] | None = None,
+) -> TrainingOutcome:
+    """Read ``config_path`` (relative paths resolve against the working directory) and train;
+    ``trigger`` as in :func:`continuous_training` (checked before anything is trained).
 
     The training runs as a subflow; its summary is published on this run too, the one a user
     (or a scheduled deployment) launched."""
-    outcome = continuous_training(TrainingConfig.from_yaml(config_path))
+    config = TrainingConfig.from_yaml(config_path)
+    events.parse_trigger(trigger, config.model_name)
+    outcome = continuous_training(config, trigger)
     publish_artifacts(outcome, get_settings())
     return outcome
