@@ -53,6 +53,7 @@ def monitor(
     from prefect_mlops.monitoring.checks import alarming
 
     section = TrainingConfig.from_yaml(config).monitoring if config else None
+    _check_target(model, version)
     result = continuous_monitoring(
         model_name=model, version=version, start=start, end=end, last_n=last, monitoring=section
     )
@@ -64,3 +65,15 @@ def monitor(
         typer.secho(f"  skipped serving-log file: {skipped}", fg=typer.colors.YELLOW)
     if bad:
         raise typer.Exit(exit_codes.ALARM)
+
+
+def _check_target(model: str, version: str | None) -> None:
+    """Refuse an unknown model or version (or a model without champion) in one line, before
+    a flow run starts (whose failure would print Prefect's traceback first)."""
+    from prefect_mlops.monitoring.runner import resolve_target
+    from prefect_mlops.registry import configure_mlflow, mlflow_client
+    from prefect_mlops.settings import get_settings
+
+    settings = get_settings()
+    configure_mlflow(settings)
+    resolve_target(mlflow_client(settings), model, version)
