@@ -296,7 +296,7 @@ def _array(col: ColumnSpec, values: list[Any]) -> Any:
     if col.type in _INTEGER:
         return np.array(values, dtype="float64" if None in values else "int64")
     if col.type == "datetime":
-        return pd.to_datetime(pd.Series(values, dtype=object))
+        return pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601")
     if None in values:
         # Missing text as NaN, as training and batch scoring read it
         # (data.normalize_missing): scikit-learn's encoders tell None from NaN.

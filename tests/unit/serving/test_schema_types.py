@@ -159,3 +159,22 @@ def test_one_past_the_int64_bounds_is_refused(value: int, other: int | None) -> 
     err = _error([{**ROW, "calls": other}, {**ROW, "calls": value}])
     assert (err.field, err.status) == ("records[1].calls", 422)
     assert err.problem == "expected an integer (long) from -2**63 to 2**63-1, got a larger one"
+
+
+def test_iso_8601_datetimes_of_mixed_forms_are_accepted() -> None:
+    """A date in one row and a date with a time in the next are both ISO 8601 (docs/serving.md);
+    pandas guesses one format from the first value unless told ISO8601."""
+    import numpy as np
+    import pandas as pd
+
+    from prefect_mlops.serving.schema import _array
+
+    class Col:
+        type = "datetime"
+
+    values = ["2024-01-01", "2024-01-02T10:00", None, "2024-01-03T10:00:05.250"]
+    out = _array(Col(), values)  # type: ignore[arg-type]
+    assert list(out[:2]) == [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-02 10:00")]
+    assert out.isna().tolist() == [False, False, True, False]
+    assert np.issubdtype(out.dtype, np.datetime64)
+    assert out[3] == pd.Timestamp("2024-01-03 10:00:05.250")
