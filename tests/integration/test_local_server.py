@@ -93,12 +93,18 @@ def _assert_deployed_as_declared(url: str, declared: dict) -> None:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    async def read() -> list:
+    async def read() -> tuple[list, dict[str, list]]:
         async with get_client() as client:
-            return await client.read_deployments()
+            found = await client.read_deployments()
+            owned = {
+                d.name: await client.read_resource_related_automations(f"prefect.deployment.{d.id}")
+                for d in found
+            }
+            return found, owned
 
     with temporary_settings(updates={PREFECT_API_URL: url}):
-        deployments = {d.name: d for d in asyncio.run(read())}
+        found, automations = asyncio.run(read())
+    deployments = {d.name: d for d in found}
     assert set(deployments) == {d["name"] for d in declared["deployments"]}
     for spec in declared["deployments"]:
         deployment = deployments[spec["name"]]
@@ -110,6 +116,30 @@ def _assert_deployed_as_declared(url: str, declared: dict) -> None:
         assert Path(directory) == REPO
         schedules = [(*_schedule(s.schedule), s.active) for s in deployment.schedules]
         assert schedules == [(*_declared(s), False) for s in spec["schedules"]]
+        _assert_triggers_and_limit(deployment, automations[spec["name"]], spec)
+
+
+def _assert_triggers_and_limit(deployment: Any, automations: list, spec: dict[str, Any]) -> None:
+    """Each declared trigger is an automation that runs this deployment with the trigger's
+    parameters (templates kept for the server to render); the concurrency limit as declared."""
+    declared = spec.get("triggers", [])
+    assert sorted(a.name for a in automations) == sorted(t["name"] for t in declared)
+    for trigger in declared:
+        (automation,) = [a for a in automations if a.name == trigger["name"]]
+        assert automation.enabled is True
+        assert automation.trigger.expect == set(trigger["expect"])
+        assert automation.trigger.match.model_dump() == trigger["match"]
+        assert automation.trigger.within.total_seconds() == trigger["within"]
+        assert (automation.trigger.posture, automation.trigger.threshold) == ("Reactive", 1)
+        (action,) = automation.actions
+        assert (action.type, action.deployment_id) == ("run-deployment", deployment.id)
+        assert action.parameters == trigger["parameters"]
+    limit = spec.get("concurrency_limit")
+    if limit is None:
+        assert deployment.global_concurrency_limit is None, spec["name"]
+        return
+    assert deployment.global_concurrency_limit.limit == limit["limit"], spec["name"]
+    assert deployment.concurrency_options.collision_strategy == limit["collision_strategy"]
 
 
 def _schedule(schedule: Any) -> tuple[Any, ...]:

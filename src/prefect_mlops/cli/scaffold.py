@@ -11,10 +11,6 @@ import yaml
 from prefect_mlops.config import DataSource, MonitoringConfig, TrainingConfig
 from prefect_mlops.errors import ConfigError, DataValidationError
 
-FLOW_FROM_FILE = "prefect_mlops.flows.training:continuous_training_from_file"
-DEPLOY_FLOW = "prefect_mlops.flows.deployment:model_deployment"
-MONITOR_FLOW = "prefect_mlops.flows.monitoring:continuous_monitoring"
-
 
 def write_project(
     directory: Path,
@@ -76,10 +72,25 @@ def write_project(
 
 
 def deployment_file(model_name: str, directory: Path) -> dict:
-    """A prefect.yaml for ``model_name``: nightly continuous training, the model-deployment
-    flow for its challenger (daily after it; run by hand, from the UI, or by a trigger) and
-    hourly monitoring of its champion. Every schedule is paused, and no build/push with a pull
-    step here: `prefect deploy` asks nothing."""
+    """A prefect.yaml for ``model_name`` in ``directory``: its closed loop as
+    :func:`prefect_mlops.automations.closed_loop_deployments` builds it — nightly continuous
+    training plus its drift / quality / data-arrival trigger, the model-deployment flow on each
+    blessed version (canary), hourly monitoring, the data-arrival check, daily batch scoring of
+    the training table (from ``directory/train.yaml``, when written) and the fallback on a
+    failing champion. Every schedule is paused, and no build/push with a pull step here:
+    `prefect deploy` asks nothing."""
+    from prefect_mlops.automations import MODULE_ENTRYPOINTS, closed_loop_deployments
+
+    train_yaml = directory / "train.yaml"
+    written = yaml.safe_load(train_yaml.read_text()) if train_yaml.is_file() else {}
+    scoring = {
+        "model_name": model_name,
+        "alias": "champion",
+        "data": {"path": (written.get("data") or {}).get("path", "data.csv")},
+        "output_dir": f"scored/{model_name}",
+        "id_column": written.get("id_column"),
+        "overwrite": True,
+    }
     return {
         "name": model_name,
         "prefect-version": ">=3.8",
@@ -88,35 +99,10 @@ def deployment_file(model_name: str, directory: Path) -> dict:
         "pull": [
             {"prefect.deployments.steps.set_working_directory": {"directory": str(directory)}}
         ],
-        "deployments": [
-            {
-                "name": f"{model_name}-continuous-training",
-                "description": f"Continuous training of {model_name} from train.yaml",
-                "entrypoint": FLOW_FROM_FILE,
-                "parameters": {"config_path": "train.yaml"},
-                "work_pool": {"name": "default"},
-                "schedules": [{"cron": "0 3 * * *", "timezone": "UTC", "active": False}],
-                "tags": ["mlops", "continuous-training"],
-            },
-            {
-                "name": f"{model_name}-model-deployment",
-                "description": f"Infra-validate the challenger of {model_name} in a real BentoML "
-                "server, then roll it out (blue-green, canary or shadow)",
-                "entrypoint": DEPLOY_FLOW,
-                "parameters": {"config": {"model_name": model_name, "strategy": "blue-green"}},
-                "work_pool": {"name": "default"},
-                "schedules": [{"cron": "0 4 * * *", "timezone": "UTC", "active": False}],
-                "tags": ["mlops", "model-deployment"],
-            },
-            {
-                "name": f"{model_name}-monitoring",
-                "description": f"Hourly monitoring of {model_name}'s champion: schema skew, "
-                "drift, live and estimated quality, latency and errors of its serving log",
-                "entrypoint": MONITOR_FLOW,
-                "parameters": {"model_name": model_name},
-                "work_pool": {"name": "default"},
-                "schedules": [{"interval": 3600, "active": False}],
-                "tags": ["mlops", "monitoring"],
-            },
-        ],
+        "deployments": closed_loop_deployments(
+            model_name,
+            config_path=train_yaml.name,
+            scoring=scoring,
+            entrypoints=MODULE_ENTRYPOINTS,
+        ),
     }
