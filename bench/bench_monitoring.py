@@ -525,6 +525,20 @@ def agreement(ref_rows: int, cur_rows: int) -> dict[str, Any]:
 # -- Dask ---------------------------------------------------------------------------------------
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's descendants: the Dask workers."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def dask_speedup(
     log: Path, model: str, profile_path: Path, start: datetime, end: datetime, rounds: list[int]
 ) -> dict[str, Any]:
@@ -545,6 +559,7 @@ def dask_speedup(
         for w in sorted(set(rounds))
     }  # fmt: skip
     seconds: dict[int, list[float]] = {w: [] for w in clusters}
+    cpu: dict[int, list[float]] = {w: [] for w in clusters}
     verdicts: dict[int, Any] = {}
     rows: dict[int, int] = {}
     try:
@@ -556,16 +571,22 @@ def dask_speedup(
             )  # fmt: skip
             print(f"  warm-up, {w} worker(s): {time.perf_counter() - began:.1f} s", flush=True)
         for w in rounds:
+            cpu_before = _children_cpu()
             began = time.perf_counter()
             stats = distributed_stats(
                 log, model, VERSION, profile, start=start, end=end,
                 address=clusters[w].scheduler_address, parts=DASK_PARTS,
             )  # fmt: skip
             seconds[w].append(time.perf_counter() - began)
+            cpu[w].append(_children_cpu() - cpu_before)
             result = detect_drift(profile, stats)
             verdicts[w] = {c.column: (c.drifted, c.score) for c in result.columns}
             rows[w] = stats.rows
-            print(f"  {w} worker(s): {seconds[w][-1]:.1f} s, {stats.rows:,} rows", flush=True)
+            print(
+                f"  {w} worker(s): {seconds[w][-1]:.1f} s, worker CPU {cpu[w][-1]:.1f} s, "
+                f"{stats.rows:,} rows",
+                flush=True,
+            )
     finally:
         for cluster in clusters.values():
             cluster.close()
@@ -575,6 +596,7 @@ def dask_speedup(
     score_gap = max((abs(one[c][1] - two[c][1]) for c in one if one[c][1] is not None), default=0)
     return {
         "seconds": {str(w): s for w, s in seconds.items()},
+        "worker_cpu_seconds": {str(w): c for w, c in cpu.items()},
         "median": {str(w): m for w, m in median.items()},
         "speedup": median[1] / median[2] if 1 in median and 2 in median else None,
         "rows": rows.get(2, rows.get(1)),
@@ -860,8 +882,14 @@ def render(results: dict[str, Any]) -> str:
         ]
     dk = results["dask"]
     speed = dk["speedup"]
+    cpu = dk.get("worker_cpu_seconds", {})
     rounds = "; ".join(
-        f"{w} worker(s) " + ", ".join(f"{s:.1f}" for s in secs) for w, secs in dk["seconds"].items()
+        f"{w} worker(s) "
+        + ", ".join(
+            f"{s:.1f}" + (f" (worker CPU {c:.1f} s)" if c is not None else "")
+            for s, c in zip(secs, cpu.get(w, [None] * len(secs)), strict=True)
+        )
+        for w, secs in dk["seconds"].items()
     )
     lines += [
         "",
