@@ -20,20 +20,10 @@ import pandas as pd
 import pytest
 from helpers import churn_config, write_frame
 
-from prefect_mlops.data.demo import generate_churn
+from prefect_mlops.data.demo import CATEGORICAL_FEATURES, NUMERIC_FEATURES, generate_churn
 
 #: The demo churn table's features (what the trained model scores).
-FEATURES = [
-    "tenure_months",
-    "monthly_charges",
-    "total_charges",
-    "support_calls",
-    "age",
-    "contract",
-    "payment_method",
-    "region",
-    "internet_service",
-]
+FEATURES = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
 
 
 @dataclass

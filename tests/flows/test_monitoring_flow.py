@@ -10,10 +10,8 @@ an unreadable serving-log file (named and skipped).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import churn_config, write_frame
+from monitoring_support import FEATURES, Trained, day_slot, serve, trained_champion
 
 from prefect_mlops.data.demo import generate_churn
 from prefect_mlops.registry import lineage
@@ -28,91 +27,13 @@ from prefect_mlops.registry import lineage
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 MODEL = "churn-monitor"
-FEATURES = [
-    "tenure_months",
-    "monthly_charges",
-    "total_charges",
-    "support_calls",
-    "age",
-    "contract",
-    "payment_method",
-    "region",
-    "internet_service",
-]
-
-
-@dataclass
-class Trained:
-    home: Path
-    log_dir: Path
-    model: Any
-    csv: Path
-
-
-def serve(
-    trained: Trained,
-    frame: pd.DataFrame,
-    *,
-    start: datetime,
-    version: str = "1",
-    rows_per_request: int = 20,
-    latency_ms: float = 8.0,
-    model_name: str = MODEL,
-) -> list[str]:
-    """Score ``frame`` with the champion in requests of ``rows_per_request`` rows, one second
-    apart from ``start``, and write them with the serving log's writer; returns request ids."""
-    from prefect_mlops.serving.log import RequestRecord, ServingLogWriter
-
-    writer = ServingLogWriter(trained.log_dir, flush_seconds=0.1)
-    ids: list[str] = []
-    model = trained.model
-    classes = list(model.classes_)
-    try:
-        for i, begin in enumerate(range(0, len(frame), rows_per_request)):
-            part = frame.iloc[begin : begin + rows_per_request][FEATURES].reset_index(drop=True)
-            request_id = uuid.uuid4().hex
-            ids.append(request_id)
-            writer.log(
-                [
-                    RequestRecord(
-                        request_id=request_id,
-                        timestamp=start + timedelta(seconds=i),
-                        model_name=model_name,
-                        model_version=version,
-                        variant="champion",
-                        latency_ms=latency_ms,
-                        features=part,
-                        predictions=model.predict(part).tolist(),
-                        probabilities=model.predict_proba(part).tolist(),
-                        classes=classes,
-                    )
-                ]
-            )
-        writer.flush()
-    finally:
-        writer.close()
-    return ids
 
 
 @pytest.fixture(scope="module")
 def trained(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     """v1 of ``churn-monitor`` (the champion), trained by the real flow on 4,000 demo rows."""
-    from prefect_mlops.flows.training import continuous_training
-    from prefect_mlops.registry.tracking import load_model
-
-    root = tmp_path_factory.mktemp("monitoring")
-    with pytest.MonkeyPatch.context() as mp:
-        home = root / "mlops-home"
-        mp.setenv("MLOPS_HOME", str(home))
-        for key in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_SNAPSHOT_DIR"):
-            mp.delenv(key, raising=False)
-        log_dir = root / "serving_log"
-        mp.setenv("MLOPS_SERVING_LOG_DIR", str(log_dir))
-        csv = write_frame(generate_churn(4000, seed=3), root / "data" / "churn.csv")
-        outcome = continuous_training(churn_config(csv, model_name=MODEL))
-        assert outcome.version == "1" and outcome.status == "blessed"
-        model = load_model(f"models:/{MODEL}/1")
-        yield Trained(home=home, log_dir=log_dir, model=model, csv=csv)
+    with trained_champion(tmp_path_factory.mktemp("monitoring"), MODEL) as champion:
+        yield champion
 
 
 def monitor(start: datetime, end: datetime, model_name: str = MODEL, **kwargs: Any) -> Any:
@@ -121,9 +42,7 @@ def monitor(start: datetime, end: datetime, model_name: str = MODEL, **kwargs: A
     return continuous_monitoring(model_name=model_name, start=start, end=end, **kwargs)
 
 
-def _slot(day: int) -> datetime:
-    """A day of its own for each scenario, so windows never overlap."""
-    return datetime(2026, 6, 1, tzinfo=UTC) + timedelta(days=day)
+_slot = day_slot
 
 
 def test_training_keeps_the_reference_profile_with_the_version(trained: Trained) -> None:
@@ -286,10 +205,12 @@ def test_the_estimate_tracks_realised_accuracy_under_covariate_shift(
     linear = {"class_path": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}}
     outcome = continuous_training(churn_config(trained.csv, model_name=name, estimator=linear))
     assert outcome.status == "blessed"
-    model = Trained(trained.home, trained.log_dir, load_model(f"models:/{name}/1"), trained.csv)
+    model = Trained(
+        name, trained.home, trained.log_dir, load_model(f"models:/{name}/1"), trained.csv
+    )
     start = _slot(5)
     traffic = generate_churn(3000, seed=26, covariate_shift=1.0)
-    ids = serve(model, traffic, start=start, rows_per_request=1, model_name=name)
+    ids = serve(model, traffic, start=start, rows_per_request=1)
     labels = pd.DataFrame({"request_id": ids, "churned": traffic["churned"].to_numpy()})
     config = MonitoringConfig(labels=DataSource(path=str(write_frame(labels, tmp_path / "l.csv"))))
     result = monitor(start, start + timedelta(hours=2), model_name=name, monitoring=config)
