@@ -88,6 +88,7 @@ def read_serving_window(
         last_n=last_n,
         classes=classes,
         on_skip=lambda path, reason: skipped.append(f"{path}: {reason}"),
+        ordered=False,  # the checks summarise rows; none needs their order
     )
     return Window(target.model_name, target.version, start, end, frame, skipped)
 
@@ -101,30 +102,33 @@ def _profile_classes(profile: ReferenceProfile) -> list[str] | None:
 
 def monitored_frame(window: Window) -> pd.DataFrame:
     """The scored rows as the profile names them: features by name, ``prediction`` and
-    ``proba_<class>``."""
-    from prefect_mlops.serving.log import feature_frame, probability_frame
+    ``proba_<class>`` (columns taken as they are, no copy when every row was scored)."""
+    from prefect_mlops.serving.log import FEATURE_PREFIX, PREDICTION, PROBA_PREFIX
 
-    scored = window.scored
-    parts = [feature_frame(scored)]
-    if PREDICTION_COLUMN in scored:
-        parts.append(scored[[PREDICTION_COLUMN]])
-    probabilities = probability_frame(scored)
-    if probabilities is not None:
-        parts.append(probabilities.rename(columns=probability_column))
-    frame = pd.concat(parts, axis=1).reset_index(drop=True)
-    # A column with no value in the window's files is read back untyped (object of None);
-    # as floats it is what it is, all null, rather than "a numeric column holds dtype object".
-    empty = [
-        c
-        for c in frame.columns
-        if frame[c].dtype == object
-        and len(frame)
-        and pd.isna(frame[c].iloc[0])
-        and frame[c].isna().all()
-    ]
-    if empty:
-        frame[empty] = frame[empty].astype("float64")
-    return frame
+    frame = window.frame
+    ok = (frame["status"] == "ok").to_numpy()
+    keep = None if ok.all() else ok
+    data: dict[str, Any] = {}
+    for column in frame.columns:
+        name = str(column)
+        if name.startswith(FEATURE_PREFIX):
+            name = name[len(FEATURE_PREFIX) :]
+        elif name.startswith(PROBA_PREFIX):
+            name = probability_column(name[len(PROBA_PREFIX) :])
+        elif name == PREDICTION:
+            name = PREDICTION_COLUMN
+        else:
+            continue
+        values = frame[column]
+        if keep is not None:
+            values = values[keep]
+        # A column with no value in the window's files is read back untyped (object of
+        # None): as floats it is what it is, all null, not "a numeric column holds objects".
+        untyped = values.dtype == object and len(values) and pd.isna(values.iloc[0])
+        if untyped and values.isna().all():
+            values = values.astype("float64")
+        data[name] = values.reset_index(drop=True) if keep is not None else values
+    return pd.DataFrame(data, copy=False)
 
 
 # -- the checks ----------------------------------------------------------------------------------

@@ -456,3 +456,20 @@ def test_string_classes_name_their_columns_and_a_regressor_logs_floats_only(
     charges = read_window(directory, "charges")
     assert charges["prediction"].dtype == "float64" and charges["prediction"].tolist() == [1.5, 2.5]
     assert not any(c.startswith(PROBA_PREFIX) for c in charges)
+
+
+def test_an_unordered_read_has_the_same_rows_and_last_n_keeps_its_order(tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    days = [DAY + timedelta(days=d) for d in range(3)]
+    _write(directory, [_record("d2", 1, at=days[2]), _record("d0", 2, at=days[0]),
+                       _record("d1", 1, at=days[1])])  # fmt: skip
+    ordered = read_window(directory, "churn")
+    unordered = read_window(directory, "churn", ordered=False)
+    key = ["request_id", "row_index"]
+    assert list(ordered["request_id"]) == ["d0", "d0", "d1", "d2"]
+    pd.testing.assert_frame_equal(
+        unordered.sort_values(key).reset_index(drop=True),
+        ordered.sort_values(key).reset_index(drop=True),
+    )
+    newest = read_window(directory, "churn", ordered=False, last_n=2)
+    assert list(newest["request_id"]) == ["d1", "d2"]  # the newest need the order: kept
