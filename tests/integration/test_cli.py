@@ -149,7 +149,10 @@ def test_init_writes_a_loadable_project(
     assert config.split.method == "random"
 
     deployment_file = yaml.safe_load((project / "prefect.yaml").read_text())
-    deployment, rollout, monitoring = deployment_file["deployments"]
+    by_name = {d["name"]: d for d in deployment_file["deployments"]}
+    deployment = by_name["churn-model-continuous-training"]
+    rollout = by_name["churn-model-model-deployment"]
+    monitoring = by_name["churn-model-monitoring"]
     assert deployment["name"] == "churn-model-continuous-training"
     assert deployment["work_pool"]["name"] and deployment["tags"]
     assert all(s["active"] is False for s in deployment["schedules"])
@@ -166,7 +169,7 @@ def test_init_writes_a_loadable_project(
     deploy_flow = load_flow_from_entrypoint(rollout["entrypoint"], use_placeholder_flow=False)
     deploy_params = deploy_flow.validate_parameters(rollout["parameters"])
     assert deploy_params["config"].model_name == config.model_name
-    assert deploy_params["config"].strategy == "blue-green"
+    assert deploy_params["config"].strategy == "canary"  # triggered by mlops.model.blessed
     # ... and hourly monitoring of its champion, thresholds from train.yaml's monitoring section.
     assert monitoring["name"] == "churn-model-monitoring"
     assert [s["interval"] for s in monitoring["schedules"]] == [3600]
