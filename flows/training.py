@@ -105,13 +105,16 @@ def continuous_training(
     try:
         if asked_by is not None:
             run = _tag_trigger(client, run, asked_by)
-        outcome = _train_and_register(config, settings, run, asked_by)
+        outcome = _train_and_register(config, settings, run)
     except BaseException:
         client.set_terminated(run.run_id, "FAILED")
         raise
     finally:
         forget_snapshots()
     client.set_terminated(run.run_id, "FINISHED")
+    # After the MLflow run is finished: a version the registry holds is announced, and an
+    # event that cannot be sent fails this flow run without calling the training run failed.
+    emit_training_event(outcome, asked_by)
     return outcome
 
 
@@ -134,10 +137,7 @@ def _tag_trigger(
 
 
 def _train_and_register(
-    config: TrainingConfig,
-    settings: Settings,
-    run: TrainingRunRef,
-    trigger: events.RetrainTrigger | None = None,
+    config: TrainingConfig, settings: Settings, run: TrainingRunRef
 ) -> TrainingOutcome:
     run_id = run.run_id
     snapshot = ingest_data(config, run_id)
@@ -190,7 +190,6 @@ def _train_and_register(
         tracking_uri=mask_url(settings.resolved_tracking_uri),
     )
     _publish(outcome, settings)
-    emit_training_event(outcome, trigger)
     return outcome
 
 
