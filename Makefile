@@ -17,7 +17,7 @@ CLI := .venv/bin/prefect-mlops
 POOL := default
 
 # The commands that run the project (not the tests): state in the checkout, as env.sh sets it.
-RUN_TARGETS := demo server server-stop deploy worker mlflow-ui
+RUN_TARGETS := demo demo-quick server server-stop deploy worker mlflow-ui
 MLOPS_HOME ?= .mlops
 $(RUN_TARGETS): export MLOPS_HOME := $(abspath $(MLOPS_HOME))
 $(RUN_TARGETS): export PREFECT_HOME ?= $(abspath $(MLOPS_HOME))/prefect
@@ -25,7 +25,8 @@ $(RUN_TARGETS): export PREFECT_HOME ?= $(abspath $(MLOPS_HOME))/prefect
 .PHONY: help setup demo test test-unit test-all lint mutation bench clean $(RUN_TARGETS)
 
 help:
-	@echo "make demo   set up .venv from uv.lock and run the continuous-training demo"
+	@echo "make demo   set up .venv from uv.lock and run the closed loop (drift -> retrain -> canary -> serve, ~3-4 min)"
+	@echo "make demo-quick  the training-only demo (train, register, print where to look)"
 	@echo "make test   set up the same and run the test suite"
 	@echo "make test-unit  the fast unit tests only (tests/unit, under a minute)"
 	@echo "make lint   ruff check, ruff format --check, mypy"
@@ -47,10 +48,15 @@ $(VENV): uv.lock pyproject.toml | $(UV)
 
 setup: $(VENV)
 
-# `prefect-mlops demo` exits 4 when nothing changed since the last run (same data and config:
-# nothing registered); for `make demo` run twice that is a success, not an error.
+# The closed loop on a local Prefect server, state in $(MLOPS_HOME)/loop-demo (docs/closed-loop.md,
+# "The demo"); DEMO_ARGS=--keep-running leaves it all running until Ctrl-C.
 demo: $(VENV)
-	$(CLI) demo || test $$? -eq 4
+	$(CLI) demo $(DEMO_ARGS)
+
+# `prefect-mlops demo --quick` exits 4 when nothing changed since the last run (same data and
+# config: nothing registered); for `make demo-quick` run twice that is a success, not an error.
+demo-quick: $(VENV)
+	$(CLI) demo --quick || test $$? -eq 4
 
 server: $(VENV)
 	$(CLI) server start

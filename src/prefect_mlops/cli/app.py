@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from prefect_mlops.cli import (
+    demo,
     deployment,
     exit_codes,
     models,
@@ -55,7 +56,7 @@ app = typer.Typer(
 )
 
 for command in (
-    training.demo,
+    demo.demo,
     training.train,
     models.models,
     models.promote,
