@@ -69,7 +69,8 @@ deploy: $(VENV)
 	@url="$$($(CLI) server url)" || exit 1; export PREFECT_API_URL="$$url"; \
 	.venv/bin/prefect work-pool inspect $(POOL) >/dev/null 2>&1 \
 	  || .venv/bin/prefect work-pool create $(POOL) --type process; \
-	.venv/bin/prefect deploy --all --no-prompt
+	.venv/bin/prefect deploy --all --no-prompt && \
+	$(CLI) alerts
 
 worker: $(VENV)
 	@url="$$($(CLI) server url)" || exit 1; export PREFECT_API_URL="$$url"; \

@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from prefect_mlops.cli import (
+    alerts,
     demo,
     deployment,
     exit_codes,
@@ -66,6 +67,7 @@ for command in (
     deployment.deploy,
     serving.serve,
     monitoring.monitor,
+    alerts.alerts,
 ):
     app.command()(command)
 app.add_typer(server_app)
