@@ -160,9 +160,9 @@ def write_log(
 
 def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
     """Serving log on disk → drift verdicts, timed per step, with this process's peak RSS."""
-    from prefect_mlops.monitoring.checks import Window, monitored_frame
     from prefect_mlops.monitoring.drift import detect_drift
     from prefect_mlops.monitoring.profile import ReferenceProfile
+    from prefect_mlops.monitoring.served import Window, monitored_frame
     from prefect_mlops.monitoring.window import window_stats
     from prefect_mlops.serving.log import FEATURE_PREFIX, read_window
 
@@ -261,7 +261,7 @@ def child_evidently(spec: dict[str, Any]) -> dict[str, Any]:
     from evidently import Report
     from test_drift_agreement import Scenario, _evidently  # tests/integration
 
-    from prefect_mlops.monitoring.checks import Window, monitored_frame
+    from prefect_mlops.monitoring.served import Window, monitored_frame
     from prefect_mlops.serving.log import read_window
 
     start, end = datetime.fromisoformat(spec["start"]), datetime.fromisoformat(spec["end"])

@@ -13,7 +13,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_mlops.config import MonitoringConfig
-from prefect_mlops.monitoring import checks
+from prefect_mlops.monitoring import checks, served
 from prefect_mlops.monitoring.reference import Reference
 from prefect_mlops.monitoring.runner import MonitoringResult, MonitoringTarget
 from prefect_mlops.registry import mlflow_client
@@ -56,7 +56,7 @@ def load_reference(target: MonitoringTarget) -> tuple[Reference, bool]:
         "Reference of v%s: %s (%s columns)",
         target.version,
         "computed now from its training snapshot and kept" if computed else "kept at training",
-        len(checks.profile_features(reference.profile)),
+        len(served.profile_features(reference.profile)),
     )
     return reference, computed
 
@@ -69,13 +69,13 @@ def read_window(
     start: datetime | None,
     end: datetime | None,
     last_n: int | None,
-) -> checks.Window:
+) -> served.Window:
     """The version's serving-log rows in the window (bounded by ``max_window_rows``)."""
     from prefect_mlops.monitoring.runner import last_window_end, window_bounds
 
     last = None if start is not None else last_window_end(_client(), target.model_name)
     begin, stop = window_bounds(config, start=start, end=end, last_end=last)
-    window = checks.read_serving_window(
+    window = served.read_serving_window(
         get_settings().resolved_serving_log_dir,
         target,
         reference.profile,
@@ -97,7 +97,7 @@ def read_window(
 
 
 @task(name="check-schema-skew", cache_policy=NO_CACHE)
-def check_schema_skew(target: MonitoringTarget, window: checks.Window, reference: Reference) -> Any:
+def check_schema_skew(target: MonitoringTarget, window: served.Window, reference: Reference) -> Any:
     """Types, nulls, ranges and domains of the window against the version's GX suite."""
     result = checks.schema_skew(_client(), target, window, reference.profile)
     logger = get_run_logger()
@@ -118,7 +118,7 @@ def check_schema_skew(target: MonitoringTarget, window: checks.Window, reference
 
 
 @task(name="summarise-window", cache_policy=NO_CACHE)
-def summarise_window(window: checks.Window, reference: Reference, dask_address: str | None) -> Any:
+def summarise_window(window: served.Window, reference: Reference, dask_address: str | None) -> Any:
     """The window's mergeable statistics (per partition on Dask when an address is given)."""
     directory = get_settings().resolved_serving_log_dir
     stats = checks.window_statistics(window, reference.profile, dask_address, directory)
@@ -162,7 +162,7 @@ def check_prediction_drift(reference: Reference, stats: Any, config: MonitoringC
     cache_policy=NO_CACHE,
 )
 def check_live_quality(
-    target: MonitoringTarget, window: checks.Window, config: MonitoringConfig, reference: Reference
+    target: MonitoringTarget, window: served.Window, config: MonitoringConfig, reference: Reference
 ) -> Any:
     """The version's metric on labelled served rows (None without a labels source)."""
     result = checks.live_quality(target, window, config, reference.profile)
@@ -174,7 +174,7 @@ def check_live_quality(
 
 
 @task(name="estimate-quality", cache_policy=NO_CACHE)
-def estimate_quality(reference: Reference, window: checks.Window) -> Any:
+def estimate_quality(reference: Reference, window: served.Window) -> Any:
     """The quality the calibrated probabilities let us expect before labels (classifiers)."""
     result = checks.estimated_quality(reference.profile, window)
     get_run_logger().info("Estimated quality: %s", checks.describe(result))
@@ -182,7 +182,7 @@ def estimate_quality(reference: Reference, window: checks.Window) -> Any:
 
 
 @task(name="check-efficiency", cache_policy=NO_CACHE)
-def check_efficiency(window: checks.Window, config: MonitoringConfig) -> list[Any]:
+def check_efficiency(window: served.Window, config: MonitoringConfig) -> list[Any]:
     """Latency percentiles, throughput, error rate and 4xx/5xx counts per version."""
     result = checks.efficiency_figures(window, config)
     for item in result:
@@ -194,7 +194,7 @@ def check_efficiency(window: checks.Window, config: MonitoringConfig) -> list[An
 def build_report(
     target: MonitoringTarget,
     reference: Reference,
-    window: checks.Window,
+    window: served.Window,
     config: MonitoringConfig,
     labelled: pd.DataFrame | None = None,
 ) -> tuple[str | None, str | None]:

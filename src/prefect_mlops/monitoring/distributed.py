@@ -35,7 +35,7 @@ def slice_stats(
 ) -> WindowStats:
     """The statistics of one time slice, read by the worker that runs this (a plain function
     of picklable arguments, so any Dask worker can run it)."""
-    from prefect_mlops.monitoring.checks import Window, monitored_frame
+    from prefect_mlops.monitoring.served import Window, monitored_frame
     from prefect_mlops.serving.log import read_window
 
     reference = ReferenceProfile.from_dict(profile)
