@@ -132,7 +132,7 @@ def loop_training_config(data_path: Path, model_name: str = DEMO_MODEL) -> dict[
     ``challenger`` for the canary), blessing on absolute thresholds only (roc_auc ≥ 0.7,
     log_loss ≤ 0.6: the canary compares it with the champion under live traffic). Monitoring
     needs 50 scored rows."""
-    from prefect_mlops.cli.demo import demo_config
+    from prefect_mlops.cli.demo_setup import demo_config
 
     raw = demo_config(data_path, model_name).model_dump(mode="json", exclude_none=True)
     raw["estimator"] = {

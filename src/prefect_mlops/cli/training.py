@@ -55,7 +55,7 @@ def demo(
     changed since the last run (same data and config: nothing registered), 1 on an error.
     """
     prepare_flow_process(loads_models=True)
-    from prefect_mlops.cli.demo import prepare_demo
+    from prefect_mlops.cli.demo_setup import prepare_demo
     from prefect_mlops.settings import get_settings
 
     settings = get_settings()
