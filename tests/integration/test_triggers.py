@@ -359,3 +359,20 @@ def test_a_failing_champion_event_runs_the_fallback(loop: Loop) -> None:
     artifact = _api(loop.url, _read_artifact(stale.id, "champion-fallback"))
     assert artifact is not None and "stale" in artifact
     assert datetime.now(UTC) > done.end_time
+
+
+def test_events_about_a_model_that_does_not_exist_start_nothing(loop: Loop) -> None:
+    """Each trigger matches its own model's resource (``mlops.model.<name>``): a retrain or
+    failing event about another name runs no deployment of this one."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    processes: list[automations.Process] = ["continuous-training", "fallback"]
+    time.sleep(COOLDOWN_SECONDS)  # no window of an earlier test is open
+    before = {p: len(loop.runs(p)) for p in processes}
+    aliases = registry.alias_state(loop.client(), MODEL)
+    with temporary_settings(updates={PREFECT_API_URL: loop.url}):
+        for event in (events.DRIFT_DETECTED, events.DATA_ARRIVED, events.MODEL_FAILING):
+            events.emit(event, "no-such-model", version="1", reason="about another model")
+    time.sleep(3)  # several worker polls: any matching trigger would have created a run by now
+    assert {p: len(loop.runs(p)) for p in processes} == before
+    assert registry.alias_state(loop.client(), MODEL) == aliases
