@@ -25,6 +25,20 @@ def time_slices(start: datetime, end: datetime, parts: int) -> list[tuple[dateti
     return list(itertools.pairwise(edges))
 
 
+def _use_the_workers_threads() -> None:
+    """Decode Parquet with as many threads as this Dask worker has (pyarrow's own pool would
+    use every core of the machine, so workers on one machine would compete for them)."""
+    import pyarrow as pa
+
+    try:
+        from distributed import get_worker
+
+        threads = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):  # not on a Dask worker
+        return
+    pa.set_cpu_count(max(1, int(threads)))
+
+
 def slice_stats(
     directory: str,
     model_name: str,
@@ -38,6 +52,7 @@ def slice_stats(
     from prefect_mlops.monitoring.served import Window, monitored_frame
     from prefect_mlops.serving.log import read_window
 
+    _use_the_workers_threads()
     reference = ReferenceProfile.from_dict(profile)
     frame = read_window(directory, model_name, start=start, end=end, versions=[version])
     window = Window(model_name, version, start, end, frame)
