@@ -10,11 +10,15 @@ QUIET_ENVIRONMENT = {
     **TELEMETRY_OFF,
     # Prefect's ephemeral API takes ~15 s to start; give a busy machine room.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    # MLflow draws a progress bar per artifact download (a reference profile, a config):
+    # noise between the lines a command prints.
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
 
 def quiet_environment() -> None:
-    """Telemetry off (and a patient ephemeral start-up), unless the user set these already."""
+    """Telemetry off, a patient ephemeral start-up and no MLflow download bars, unless the user
+    set these already."""
     for key, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
 
