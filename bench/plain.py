@@ -21,6 +21,7 @@ from prefect_mlops.data.suites import reference_snapshot
 from prefect_mlops.data.validation_report import raise_for_failures
 from prefect_mlops.modeling import training_run
 from prefect_mlops.modeling.unchanged import is_unchanged
+from prefect_mlops.monitoring.reference import keep_reference
 from prefect_mlops.registry import configure_mlflow, lineage, mlflow_client, register_model_version
 from prefect_mlops.registry.tracking import log_sklearn_model
 from prefect_mlops.settings import get_settings
@@ -87,8 +88,17 @@ def run_plain(config: TrainingConfig, steps: Steps) -> tuple[dict[str, Any], pd.
         model_uri = log_sklearn_model(run_id, trained.model, example)
 
     with steps.step("keep-reference-profile"):
-        reference_profile = training_run.keep_reference(
-            df, config, profile, split, trained.model, candidate, client, run_id
+        _, reference_profile = keep_reference(
+            client,
+            run_id,
+            df,
+            split,
+            profile.features,
+            task=profile.task,
+            target=config.target,
+            model=trained.model,
+            which=config.monitoring.reference,
+            test_predictions=candidate.predictions,
         )
 
     with steps.step("register-model-version"):

@@ -120,9 +120,20 @@ def keep_reference_profile(
 ) -> str:
     """Keep what monitoring compares the version's served traffic with (the reference rows'
     profile, the test predictions and their calibration) on the run; returns its path."""
-    df = load_snapshot(snapshot.path)
-    client = mlflow_client(get_settings())
-    path = training_run.keep_reference(df, config, profile, split, model, candidate, client, run_id)
+    from prefect_mlops.monitoring.reference import keep_reference
+
+    _, path = keep_reference(
+        mlflow_client(get_settings()),
+        run_id,
+        load_snapshot(snapshot.path),
+        split,
+        profile.features,
+        task=profile.task,
+        target=config.target,
+        model=model,
+        which=config.monitoring.reference,
+        test_predictions=candidate.predictions,
+    )
     get_run_logger().info(
         "Kept the monitoring reference (%s rows, %s features) as %s",
         config.monitoring.reference,

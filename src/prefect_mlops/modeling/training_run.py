@@ -300,34 +300,6 @@ def evaluate(
     return result
 
 
-def keep_reference(
-    df: pd.DataFrame,
-    config: TrainingConfig,
-    profile: DataProfile,
-    indices: SplitIndices,
-    model: Any,
-    candidate: EvaluationResult,
-    client: MlflowClient,
-    run_id: str,
-) -> str:
-    """Compute what monitoring compares served traffic with (the reference rows' profile, the
-    test predictions' distribution and calibration, a reference sample) and keep it on the
-    run; returns the profile's artifact path (lineage tag ``mlops.monitoring.profile``)."""
-    from prefect_mlops.monitoring.reference import compute_reference, log_reference
-
-    reference = compute_reference(
-        df,
-        indices,
-        profile.features,
-        task=profile.task,
-        target=config.target,
-        model=model,
-        which=config.monitoring.reference,
-        test_predictions=candidate.predictions,
-    )
-    return log_reference(client, run_id, reference)
-
-
 def load_champion_model(model_name: str, champion: ChampionRef) -> Any:
     """Load the champion's fitted pipeline. Raises ModelNotFoundError when the version is gone."""
     from mlflow.exceptions import MlflowException

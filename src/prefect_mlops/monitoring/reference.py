@@ -136,6 +136,35 @@ def log_reference(client: MlflowClient, run_id: str, reference: Reference) -> st
     return lineage.REFERENCE_PROFILE_ARTIFACT
 
 
+def keep_reference(
+    client: MlflowClient,
+    run_id: str,
+    df: pd.DataFrame,
+    indices: SplitIndices,
+    features: FeatureSpec,
+    *,
+    task: str,
+    target: str,
+    model: Any,
+    which: str = "train",
+    test_predictions: Any = None,
+) -> tuple[Reference, str]:
+    """:func:`compute_reference` kept on the training run ``run_id`` (:func:`log_reference`):
+    at training, and once for a version trained before profiles existed. Returns the
+    reference and the profile's artifact path (the value of ``mlops.monitoring.profile``)."""
+    reference = compute_reference(
+        df,
+        indices,
+        features,
+        task=task,
+        target=target,
+        model=model,
+        which=which,
+        test_predictions=test_predictions,
+    )
+    return reference, log_reference(client, run_id, reference)
+
+
 def download_reference(client: MlflowClient, run_id: str, artifact: str) -> Reference:
     """The reference kept on run ``run_id`` (profile at ``artifact``, and the sample beside it).
 

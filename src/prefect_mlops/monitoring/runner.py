@@ -134,7 +134,7 @@ def backfill_reference(client: MlflowClient, target: MonitoringTarget) -> Refere
     from prefect_mlops.data.snapshots import read_snapshot
     from prefect_mlops.data.splitting import split_frame
     from prefect_mlops.modeling.training_run import profile_data
-    from prefect_mlops.monitoring.reference import compute_reference, log_reference
+    from prefect_mlops.monitoring.reference import keep_reference
     from prefect_mlops.registry import set_version_tags
     from prefect_mlops.registry.tracking import load_model
 
@@ -162,7 +162,9 @@ def backfill_reference(client: MlflowClient, target: MonitoringTarget) -> Refere
         timestamp_column=config.data.timestamp_column,
     )
     model = load_model(f"models:/{target.model_name}/{target.version}")
-    reference = compute_reference(
+    reference, artifact = keep_reference(
+        client,
+        target.run_id,
         df,
         indices,
         data.features,
@@ -171,7 +173,6 @@ def backfill_reference(client: MlflowClient, target: MonitoringTarget) -> Refere
         model=model,
         which=config.monitoring.reference,
     )
-    artifact = log_reference(client, target.run_id, reference)
     set_version_tags(
         client, target.model_name, target.version, {lineage.REFERENCE_PROFILE: artifact}
     )
