@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +31,21 @@ class Window:
     frame: pd.DataFrame
     skipped: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
+    def answered(self) -> Any:
+        """Which rows were answered (status ``ok``), as a boolean array: computed once."""
+        return (self.frame["status"].astype(str) == "ok").to_numpy()
+
+    @cached_property
     def scored(self) -> pd.DataFrame:
-        """The rows that were answered (status ``ok``): the ones with features and predictions."""
-        return self.frame[self.frame["status"].astype(str) == "ok"]
+        """The rows that were answered: the ones with features and predictions (the frame
+        itself, not a copy, when every row was)."""
+        return self.frame if self.answered.all() else self.frame[self.answered]
 
     @property
     def rows(self) -> int:
         """How many scored rows the window holds."""
-        return len(self.scored)
+        return int(self.answered.sum())
 
 
 def profile_features(profile: ReferenceProfile) -> list[str]:
@@ -88,8 +95,7 @@ def monitored_frame(window: Window) -> pd.DataFrame:
     from prefect_mlops.serving.log import FEATURE_PREFIX, PREDICTION, PROBA_PREFIX
 
     frame = window.frame
-    ok = (frame["status"] == "ok").to_numpy()
-    keep = None if ok.all() else ok
+    keep = None if window.answered.all() else window.answered
     data: dict[str, Any] = {}
     for column in frame.columns:
         name = str(column)
