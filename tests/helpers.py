@@ -46,3 +46,23 @@ def registry_state(model_name: str) -> tuple[dict[str, str], list[str]]:
     aliases = registry.alias_state(client, model_name)
     versions = registry.search_versions(client, model_name)
     return aliases, sorted(str(v.version) for v in versions)
+
+
+def last_flow_run(flow_name: str) -> Any:
+    """The most recently started run of the flow ``flow_name`` on the current Prefect API."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async def read() -> Any:
+        async with get_client() as client:
+            [run] = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=1,
+            )
+            return run
+
+    return asyncio.run(read())

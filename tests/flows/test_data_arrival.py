@@ -17,7 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 import yaml
-from helpers import churn_config, write_frame
+from helpers import churn_config, last_flow_run, write_frame
 
 from prefect_mlops import events
 from prefect_mlops.config import TrainingConfig
@@ -194,9 +194,6 @@ def api_refusing_events() -> Iterator[str]:
 
 
 def test_a_run_whose_api_takes_no_event_fails_and_says_so(champion: Path) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-    from prefect.client.schemas.sorting import FlowRunSort
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     csv = _grown(champion, 30, "grown-refused.csv")
@@ -209,15 +206,6 @@ def test_a_run_whose_api_takes_no_event_fails_and_says_so(champion: Path) -> Non
     ):
         data_arrival_check(config=_config(csv), min_new_rows=10)
 
-    async def last_run() -> Any:
-        async with get_client() as client:
-            [run] = await client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["data-arrival-check"])),
-                sort=FlowRunSort.START_TIME_DESC,
-                limit=1,
-            )
-            return run
-
-    run = asyncio.run(last_run())
+    run = last_flow_run("data-arrival-check")
     assert run.state is not None and run.state.is_failed()
     assert "cannot emit mlops.data.arrived" in str(run.state.message)

@@ -10,7 +10,6 @@ to the serving log by the serving log's own writer (``monitoring_support.serve``
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import churn_config, registry_state, write_frame
+from helpers import churn_config, last_flow_run, registry_state, write_frame
 from monitoring_support import FEATURES, Trained, day_slot, serve
 from test_data_arrival import stored
 
@@ -142,9 +141,6 @@ def test_a_trigger_lacking_a_field_fails_the_run_naming_it_before_training(
 
 
 def test_the_failed_run_says_which_trigger_field_is_missing(trained: Trained) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-    from prefect.client.schemas.sorting import FlowRunSort
 
     from prefect_mlops.flows.training import continuous_training
 
@@ -154,16 +150,7 @@ def test_the_failed_run_says_which_trigger_field_is_missing(trained: Trained) ->
             {"event": events.QUALITY_DEGRADED, "reason": "accuracy fell", "version": "latest"},
         )
 
-    async def last_run() -> Any:
-        async with get_client() as client:
-            [run] = await client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["continuous-training"])),
-                sort=FlowRunSort.START_TIME_DESC,
-                limit=1,
-            )
-            return run
-
-    run = asyncio.run(last_run())
+    run = last_flow_run("continuous-training")
     assert run.state is not None and run.state.is_failed()
     assert "trigger.version: must be a version number (digits) or null, got 'latest'" in str(
         run.state.message
