@@ -99,7 +99,7 @@ def continuous_monitoring(
         lineage.FLOW_RUN_ID: str(flow_run.id or ""),
         lineage.FLOW_RUN_URL: flow_run.ui_url or "",
     }
-    result.mlflow_run_id = record_monitoring_run(result, html, run_tags)
+    result.mlflow_run_id, result.mlflow_run_url = record_monitoring_run(result, html, run_tags)
     result.events = emit_monitoring_events(result, config)
     _publish(result)
     return result
@@ -107,7 +107,6 @@ def continuous_monitoring(
 
 def _publish(result: MonitoringResult) -> None:
     """Say what the run found: a log line, the drift table, the summary and the MLflow link."""
-    settings = get_settings()
     logger = get_run_logger()
     (logger.warning if checks.alarming(result) else logger.info)("%s", result.message)
     create_table_artifact(
@@ -121,11 +120,9 @@ def _publish(result: MonitoringResult) -> None:
         key=f"{checks.artifact_key(result.model_name)}-monitoring",
         description=f"Monitoring of {result.model_name} v{result.version}",
     )
-    if result.mlflow_run_id:
-        url = checks.mlflow_run_url(settings, result)
-        result.mlflow_run_url = url
+    if result.mlflow_run_url:
         create_link_artifact(
-            link=url,
+            link=result.mlflow_run_url,
             link_text="MLflow monitoring run (Evidently's report under Artifacts)",
             key=f"{checks.artifact_key(result.model_name)}-monitoring-run",
         )

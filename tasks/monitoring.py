@@ -214,10 +214,11 @@ def build_report(
 )
 def record_monitoring_run(
     result: MonitoringResult, html: str | None, run_tags: dict[str, str]
-) -> str:
-    """The result as a run of ``<model>-monitoring`` in MLflow; the version points at it."""
+) -> tuple[str, str]:
+    """The result as a run of ``<model>-monitoring`` in MLflow; the version points at it.
+    Returns the run id and its MLflow UI page."""
     from prefect_mlops.monitoring.runner import record_run
 
-    run_id = record_run(_client(), get_settings(), result, html_report=html, run_tags=run_tags)
-    get_run_logger().info("Recorded monitoring run %s", run_id)
-    return run_id
+    run_id, url = record_run(_client(), get_settings(), result, html_report=html, run_tags=run_tags)
+    get_run_logger().info("Recorded monitoring run %s: %s", run_id, url)
+    return run_id, url

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from prefect_mlops.monitoring.reference import Reference
     from prefect_mlops.monitoring.runner import MonitoringResult, MonitoringTarget
     from prefect_mlops.monitoring.skew import SkewResult
-    from prefect_mlops.settings import Settings
 
 SUITE_ARTIFACT = "validation/expectation_suite.json"
 #: Variants whose rows are the version's answers to clients (shadow rows are not answers:
@@ -480,18 +479,6 @@ _KEY = re.compile(r"[^a-z0-9-]+")
 def artifact_key(model_name: str) -> str:
     """A Prefect artifact key from a model name (lowercase letters, digits and dashes)."""
     return _KEY.sub("-", model_name.lower()).strip("-") or "model"
-
-
-def mlflow_run_url(settings: Settings, result: MonitoringResult) -> str:
-    """The MLflow UI page of the result's monitoring run."""
-    from prefect_mlops.monitoring.runner import monitoring_experiment
-    from prefect_mlops.registry import mlflow_client
-
-    client = mlflow_client(settings)
-    experiment = client.get_experiment_by_name(monitoring_experiment(result.model_name))
-    experiment_id = experiment.experiment_id if experiment else "0"
-    base = settings.mlflow_ui_url.rstrip("/")
-    return f"{base}/#/experiments/{experiment_id}/runs/{result.mlflow_run_id}"
 
 
 def describe(item: Any) -> str:

@@ -324,11 +324,13 @@ def record_run(
     *,
     html_report: str | None,
     run_tags: dict[str, str] | None = None,
-) -> str:
+) -> tuple[str, str]:
     """Record ``result`` as a finished run of the ``<model>-monitoring`` experiment (tags:
     version and window; metrics: every score; artifacts: the result JSON and Evidently's
-    report), point the version's ``mlops.monitoring.latest_run`` tag at it; returns the run id.
+    report), point the version's ``mlops.monitoring.latest_run`` tag at it; returns the run id
+    and its page in the MLflow UI.
     """
+    from prefect_mlops.modeling.training_run import mlflow_run_link
     from prefect_mlops.registry import ensure_experiment, set_version_tags
     from prefect_mlops.registry.tracking import log_json_artifact, log_text_artifact
 
@@ -372,4 +374,4 @@ def record_run(
             lineage.MONITORING_LATEST_AT: result.window_end.isoformat(),
         },
     )
-    return run_id
+    return run_id, mlflow_run_link(settings.mlflow_ui_url, experiment_id, run_id)
